@@ -1,0 +1,171 @@
+"""Brings your own image / spoken-caption pairs into the spoken-pair TFRecord schema.
+
+    python -m beam_pipelines.import_manifest --manifest M.json --output_dir O --config PRESET [--split train]
+
+The manifest uses the Places / SpokenCOCO layout of the DAVEnet code:
+    {"image_base_path": "...", "audio_base_path": "...",
+     "data": [{"image": "rel/path.jpg", "wav": "rel/path.wav", "uttid": "...", "speaker": "...", ...}, ...]}
+Relative paths are resolved under the base paths (local or gs://). Images are centre-cropped to a square and resized
+to the preset's image size; audio is downmixed to mono and resampled to 16 kHz (WAV; FLAC when the optional
+`soundfile` package is installed). Entries that cannot be used (missing or corrupt files, empty or over-long audio,
+paths escaping their base path, missing fields) go to <output_dir>/rejected.jsonl with the reason; the run ends by
+printing read / written / rejected, which must add up.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import posixpath
+from typing import Any, Dict, Iterable, Optional, Sequence, Tuple
+
+import apache_beam as beam
+
+from beam_pipelines import common
+from tfvgs import config as config_lib
+from tfvgs.data import SPLITS
+
+
+class ManifestError(ValueError):
+    """The manifest file itself is unusable (the whole run stops; bad entries are rejected one by one instead)."""
+
+
+def load_manifest(path: str) -> Dict[str, Any]:
+    import tensorflow as tf
+    try:
+        with tf.io.gfile.GFile(path) as f:
+            manifest = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ManifestError(f"--manifest {path}: not valid JSON ({e})") from e
+    except tf.errors.NotFoundError as e:
+        raise ManifestError(f"--manifest {path}: file not found") from e
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("data"), list):
+        raise ManifestError(f"--manifest {path}: expected an object with a 'data' list. "
+                            f"Received keys: {sorted(manifest) if isinstance(manifest, dict) else type(manifest)}")
+    for key in ("image_base_path", "audio_base_path"):
+        if not isinstance(manifest.get(key), str):
+            raise ManifestError(f"--manifest {path}: missing string field {key!r}")
+    return manifest
+
+
+def resolve_under(base: str, relative: str) -> str:
+    """Joins a manifest path to its base (a local folder or a gs:// URL), refusing absolute paths and '..' that
+    escape the base."""
+    if not isinstance(relative, str) or not relative:
+        raise ValueError(f"path must be a non-empty string. Received: {relative!r}")
+    if relative.startswith(("/", "\\")) or "://" in relative:
+        raise ValueError(f"path {relative!r} is absolute; manifest paths must be relative to their base path")
+    scheme, sep, root = base.partition("://") if "://" in base else ("", "", base)
+    root = posixpath.normpath(root) if sep else os.path.abspath(root)
+    full = posixpath.normpath(posixpath.join(root, relative)) if sep else os.path.normpath(os.path.join(root, relative))
+    if not full.startswith(root.rstrip("/") + "/"):
+        raise ValueError(f"path {relative!r} escapes its base path {base!r}")
+    return f"{scheme}{sep}{full}"
+
+
+def load_square_image(data: bytes, size: int) -> bytes:
+    """Image bytes (any format PIL reads) -> PNG bytes of the centre square crop resized to size x size RGB."""
+    from PIL import Image
+    import numpy as np
+    from tfvgs import schema
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()  # forces a full decode so truncated files fail here
+        image = image.convert("RGB")
+        w, h = image.size
+        side = min(w, h)
+        left, top = (w - side) // 2, (h - side) // 2
+        image = image.crop((left, top, left + side, top + side)).resize((size, size), Image.Resampling.LANCZOS)
+        return schema.encode_png(np.asarray(image, dtype=np.uint8))
+
+
+class ImportEntryFn(beam.DoFn):
+    """(index, manifest entry) -> (split, pair record) or a rejection with the reason."""
+
+    def __init__(self, config: config_lib.Config, image_base: str, audio_base: str, split: str):
+        self.config, self.image_base, self.audio_base, self.split = config, image_base, audio_base, split
+
+    def setup(self):
+        from beam_pipelines.spoken_captions import LogMelFn
+        self._log_mel = LogMelFn(self.config.features)
+        self._read = common.counter(common.READ)
+        self._reject = common.Reject("import")
+
+    def _read_bytes(self, path: str, what: str) -> bytes:
+        import tensorflow as tf
+        if not tf.io.gfile.exists(path):
+            raise FileNotFoundError(f"missing {what} file {path}")
+        with tf.io.gfile.GFile(path, "rb") as f:
+            return f.read()
+
+    def process(self, indexed: Tuple[int, Any]) -> Iterable:
+        from tfvgs import audio_io, schema
+        self._read.inc()
+        index, entry = indexed
+        item_id = f"entry-{index}"
+        try:
+            if not isinstance(entry, dict):
+                raise ValueError(f"entry must be an object. Received: {type(entry).__name__}")
+            item_id = str(entry.get("uttid") or item_id)
+            for key in ("image", "wav"):
+                if key not in entry:
+                    raise ValueError(f"missing field {key!r}")
+            image_path = resolve_under(self.image_base, entry["image"])
+            audio_path = resolve_under(self.audio_base, entry["wav"])
+            try:
+                image_png = load_square_image(self._read_bytes(image_path, "image"), self.config.world.image_size)
+            except FileNotFoundError:
+                raise
+            except Exception as e:  # PIL raises several types for corrupt data
+                raise ValueError(f"corrupt or unreadable image {image_path} ({type(e).__name__}: {e})") from e
+            waveform = audio_io.decode_audio(self._read_bytes(audio_path, "audio"), source=audio_path,
+                                             sample_rate=self.config.features.sample_rate,
+                                             min_seconds=self.config.speech.min_seconds,
+                                             max_seconds=self.config.speech.max_seconds)
+            logmel = self._log_mel(waveform)
+            if logmel.shape[0] == 0:
+                raise ValueError(f"audio {audio_path} shorter than one analysis window")
+            record = schema.encode_pair_record(pair_id=item_id, image_png=image_png, logmel=logmel,
+                                               caption=str(entry.get("text", entry.get("asr_text", ""))),
+                                               voice=str(entry.get("speaker", "")), split=self.split,
+                                               caption_style="imported")
+        except Exception as e:  # noqa: BLE001 - every failure is recorded with its reason
+            source = json.dumps(entry, sort_keys=True) if isinstance(entry, dict) else repr(entry)
+            yield self._reject(item_id, str(e) if isinstance(e, (ValueError, FileNotFoundError))
+                               else f"{type(e).__name__}: {e}", source)
+            return
+        yield self.split, record
+
+
+def build_pipeline(p: beam.Pipeline, config: config_lib.Config, manifest: Dict[str, Any], output_dir: str,
+                   split: str) -> None:
+    imported = (p
+                | "ManifestEntries" >> beam.Create(list(enumerate(manifest["data"])))
+                | "Reshuffle" >> beam.Reshuffle()
+                | "ImportEntries" >> beam.ParDo(ImportEntryFn(config, manifest["image_base_path"],
+                                                              manifest["audio_base_path"], split)).with_outputs(
+                    common.REJECTED_TAG, main="pairs"))
+    _ = imported.pairs | "WriteRecords" >> common.WriteSplitRecords(output_dir, (split,), config.data.num_shards)
+    _ = imported[common.REJECTED_TAG] | "DeadLetter" >> common.WriteRejected(output_dir)
+
+
+def run(argv: Optional[Sequence[str]] = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--manifest", required=True, help="Places/SpokenCOCO-style JSON manifest")
+    parser.add_argument("--output_dir", required=True)
+    parser.add_argument("--split", default="train", choices=SPLITS, help="split the imported pairs belong to")
+    config_lib.add_config_flags(parser)
+    args, options = common.parse_pipeline_args(parser, argv)
+    config = config_lib.config_from_args(args)
+    manifest = load_manifest(args.manifest)
+    import tensorflow as tf
+    tf.io.gfile.makedirs(args.output_dir)
+    config.save(os.path.join(args.output_dir, "config.json"))
+    with beam.Pipeline(options=options) as p:
+        build_pipeline(p, config, manifest, args.output_dir, args.split)
+    return common.reconcile(p.result, args.output_dir, "import_manifest",
+                            {"manifest": args.manifest, "entries": len(manifest["data"])})
+
+
+if __name__ == "__main__":
+    run()
