@@ -60,6 +60,39 @@ class DataConfig:
 
 
 @dataclasses.dataclass
+class ModelConfig:
+    """The DAVEnet dual encoder (paper 001 sec. 4.1-4.4)."""
+    image_encoder: str = "vgg16"        # vgg16 | resnet50 | small
+    audio_encoder: str = "davenet"      # davenet | davenet_large | resdavenet
+    embedding_dim: int = 1024
+    image_width: float = 1.0            # channel multipliers: the CPU preset is a scaled copy, not another model
+    audio_width: float = 1.0
+    train_similarity: str = "sisa"      # semi-hard mining needs the O(B^2 D) SISA (paper 001 sec. 4.4)
+    eval_similarity: str = "misa"
+    loss: str = "semi_hard"             # sampled | semi_hard (= sampled + semi-hard, eq. 15) | hardest
+    margin: float = 1.0
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Optimisation and bookkeeping shared by the training stages (paper 001 sec. 4.6 by default)."""
+    batch_size: int = 80
+    steps: int = 40 * 500               # ~40 epochs of 40k pairs at batch 80 (paper 001 stops at 40 epochs)
+    optimizer: str = "sgd"              # sgd (momentum) | adamw
+    learning_rate: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 5e-7
+    lr_decay_every: int = 30 * 500      # steps; paper 001 divides by 10 every 30 epochs
+    lr_decay_factor: float = 0.1
+    checkpoint_every: int = 500         # steps between checkpoints (a killed run loses at most this many)
+    keep_checkpoints: int = 3
+    log_every: int = 50
+    strategy: str = "auto"              # auto (all visible GPUs, else the CPU) | mirrored | default
+    eval_pairs: int = 500               # held-out pairs for recall, as paper 000
+    summary_pairs: int = 4              # fixed pairs whose matchmaps and audio go to TensorBoard
+
+
+@dataclasses.dataclass
 class Config:
     name: str = "paper"
     seed: int = 0
@@ -67,6 +100,8 @@ class Config:
     speech: SpeechConfig = dataclasses.field(default_factory=SpeechConfig)
     features: FeatureConfig = dataclasses.field(default_factory=FeatureConfig)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
 
     def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)
@@ -130,6 +165,9 @@ def cpu() -> Config:
     c.speech = dataclasses.replace(c.speech, rate_range=(170, 220), max_seconds=20.0)
     c.features = dataclasses.replace(c.features, max_frames=1024)
     c.data = dataclasses.replace(c.data, num_scenes=12000)
+    c.model = dataclasses.replace(c.model, image_encoder="small", embedding_dim=512, audio_width=0.5)
+    c.train = dataclasses.replace(c.train, batch_size=32, steps=12000, lr_decay_every=9000, checkpoint_every=250,
+                                  log_every=25)
     return c
 
 
@@ -141,6 +179,10 @@ def tiny() -> Config:
     c.speech = dataclasses.replace(c.speech, rate_range=(200, 240), max_seconds=20.0)
     c.features = dataclasses.replace(c.features, max_frames=512)
     c.data = dataclasses.replace(c.data, num_scenes=24, num_shards=2, shuffle_buffer=32)
+    c.model = dataclasses.replace(c.model, image_encoder="small", embedding_dim=32, image_width=0.25,
+                                  audio_width=0.125)
+    c.train = dataclasses.replace(c.train, batch_size=8, steps=12, lr_decay_every=8, checkpoint_every=4,
+                                  log_every=2, eval_pairs=16, summary_pairs=2)
     return c
 
 

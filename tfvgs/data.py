@@ -58,6 +58,7 @@ def _prepare_pair(example: Dict[str, tf.Tensor], config: Config, image_size: int
         "nframes": nframes,
         "pair_id": example["pair_id"],
         "caption": example["caption"],
+        "voice": example["voice"],
         "latent": example["latent"],
     }
 
