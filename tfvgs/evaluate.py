@@ -1,0 +1,88 @@
+"""Evaluates a trained stage: retrieval recall@1/5/10 in both directions on held-out pairs (paper 000 Table 2).
+
+    python -m tfvgs.evaluate --workdir W --data_dir DATA [--stage davenet] [--num_pairs 500] [--similarity misa]
+
+Writes W/eval/<stage>/metrics.json ({"n_pairs", "recall": {"audio_to_image": {"1","5","10"}, "image_to_audio",
+"mean", "chance"}, ...}) and a readable report.md beside it. audio_to_image means the caption is the query and the
+images are ranked.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from typing import Optional, Sequence
+
+from tfvgs import config as config_lib
+
+PAPER_TABLE2_SYNTHETIC = {"DaveNet": (14.9, 43.7, 62.2), "Hard Neg": (73.4, 94.6, 97.6)}
+
+
+def load_stage_model(workdir: str, stage: str):
+    import keras
+    import tfvgs.models  # noqa: F401  registers the serialisable classes
+    path = os.path.join(workdir, stage, "model.keras")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no trained model for stage {stage!r}: {path} is missing "
+                                f"(run python -m tfvgs.train --stage {stage} first)")
+    return keras.saving.load_model(path)
+
+
+def stage_config(workdir: str, stage: str, fallback: config_lib.Config) -> config_lib.Config:
+    path = os.path.join(workdir, stage, "config.json")
+    return config_lib.Config.load(path) if os.path.exists(path) else fallback
+
+
+def write_report(path: str, stage: str, metrics: dict) -> None:
+    r = metrics["recall"]
+    lines = [f"# Evaluation of stage `{stage}`", "",
+             f"{metrics['n_pairs']} held-out pairs of split `{metrics['split']}`, similarity "
+             f"{metrics['similarity'].upper()}, {metrics['seconds']:.1f} s.", "",
+             "| direction | R@1 | R@5 | R@10 |", "|---|---|---|---|"]
+    for name in ("audio_to_image", "image_to_audio", "mean", "chance"):
+        lines.append(f"| {name} | " + " | ".join(f"{100 * r[name][k]:.1f}" for k in ("1", "5", "10")) + " |")
+    lines += ["", "Paper 000 Table 2 (synthetic captions, mean of both directions, 500 pairs): "
+              + "; ".join(f"{k} {v[0]}/{v[1]}/{v[2]}" for k, v in PAPER_TABLE2_SYNTHETIC.items()), ""]
+    with open(path, "w") as f:
+        f.write("\n".join(lines))
+
+
+def main(argv: Optional[Sequence[str]] = None) -> dict:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", required=True)
+    parser.add_argument("--data_dir", required=True)
+    parser.add_argument("--stage", default="davenet")
+    parser.add_argument("--split", default="test", choices=("train", "val", "test"))
+    parser.add_argument("--num_pairs", type=int, default=None, help="default: config train.eval_pairs (500)")
+    parser.add_argument("--similarity", default=None, choices=("sisa", "misa", "sima"),
+                        help="default: config model.eval_similarity (misa)")
+    config_lib.add_config_flags(parser)
+    args = parser.parse_args(argv)
+    from tfvgs import data, retrieval
+    config = stage_config(args.workdir, args.stage, config_lib.config_from_args(args))
+    if args.overrides:
+        config = config_lib.apply_overrides(config, args.overrides)
+    num_pairs = args.num_pairs or config.train.eval_pairs
+    kind = args.similarity or config.model.eval_similarity
+    model = load_stage_model(args.workdir, args.stage)
+    start = time.perf_counter()
+    dataset = data.pairs_dataset(args.data_dir, args.split, config, batch_size=min(64, num_pairs))
+    metrics = retrieval.evaluate_retrieval(model, dataset, num_pairs, kind)
+    metrics.update({"stage": args.stage, "split": args.split, "seconds": time.perf_counter() - start})
+    if metrics["n_pairs"] < num_pairs:
+        print(f"note: only {metrics['n_pairs']} pairs in split {args.split!r} (asked for {num_pairs})")
+    out_dir = os.path.join(args.workdir, "eval", args.stage)
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "metrics.json"), "w") as f:
+        json.dump(metrics, f, indent=2, sort_keys=True)
+    write_report(os.path.join(out_dir, "report.md"), args.stage, metrics)
+    m = metrics["recall"]["mean"]
+    print(f"[evaluate {args.stage}] {metrics['n_pairs']} pairs, {kind}: mean R@1 {100 * m['1']:.1f} "
+          f"R@5 {100 * m['5']:.1f} R@10 {100 * m['10']:.1f} -> {out_dir}/metrics.json")
+    return metrics
+
+
+if __name__ == "__main__":
+    main()

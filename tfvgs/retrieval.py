@@ -1,0 +1,53 @@
+"""Retrieval evaluation (paper 000 Table 2, paper 001 sec. 5.1): embed N held-out pairs, score all N x N
+image/caption combinations with batched matmuls, and report recall@k in both directions."""
+from __future__ import annotations
+
+from typing import Dict, Sequence, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from tfvgs import similarity as sim
+
+
+def embed_pairs(model, dataset: tf.data.Dataset, max_pairs: int) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor, list]:
+    """Image features [N,H',W',D], audio features [N,T',D], valid frames [N] and pair ids of up to max_pairs."""
+    images, audios, frames, ids = [], [], [], []
+    count = 0
+    encode = tf.function(lambda b: model(b, training=False))
+    for batch in dataset:
+        i, a, f = encode({k: batch[k] for k in ("image", "logmel", "nframes")})
+        images.append(i), audios.append(a), frames.append(f)
+        ids.extend(p.decode() for p in batch["pair_id"].numpy())
+        count += int(i.shape[0])
+        if count >= max_pairs:
+            break
+    if not images:
+        raise ValueError("no pairs to evaluate: the dataset is empty")
+    n = min(count, max_pairs)
+    return (tf.concat(images, 0)[:n], tf.concat(audios, 0)[:n], tf.concat(frames, 0)[:n], ids[:n])
+
+
+def recall_at_k(scores: tf.Tensor, ks: Sequence[int] = (1, 5, 10)) -> Dict[str, Dict[str, float]]:
+    """scores[i, a] for images i and captions a, with pair j = (image j, caption j).
+
+    audio_to_image: each caption ranks all images (the caption is the query); image_to_audio: the reverse.
+    """
+    scores = tf.convert_to_tensor(scores)
+    n = int(scores.shape[0])
+    positive = tf.linalg.diag_part(scores)
+    # rank of the true match = number of candidates scoring strictly higher (ties count in our favour)
+    a2i_rank = tf.reduce_sum(tf.cast(scores > positive[None, :], tf.int32), axis=0)   # per caption
+    i2a_rank = tf.reduce_sum(tf.cast(scores > positive[:, None], tf.int32), axis=1)   # per image
+    out = {}
+    for name, rank in (("audio_to_image", a2i_rank), ("image_to_audio", i2a_rank)):
+        out[name] = {str(k): float(np.mean(rank.numpy() < k)) for k in ks}
+    out["mean"] = {str(k): (out["audio_to_image"][str(k)] + out["image_to_audio"][str(k)]) / 2 for k in ks}
+    out["chance"] = {str(k): min(1.0, k / n) for k in ks}
+    return out
+
+
+def evaluate_retrieval(model, dataset, num_pairs: int, kind: str = "misa") -> Dict:
+    image_feats, audio_feats, frames, ids = embed_pairs(model, dataset, num_pairs)
+    scores = sim.similarity_matrix(image_feats, audio_feats, frames, kind)
+    return {"n_pairs": len(ids), "similarity": kind, "recall": recall_at_k(scores)}

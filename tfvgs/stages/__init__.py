@@ -1,0 +1,29 @@
+"""Training stages by name. Each is a `Stage` plug-in; `python -m tfvgs.train --stage NAME` runs one."""
+from __future__ import annotations
+
+from typing import Dict, Type
+
+from tfvgs.stages.stage import Stage
+
+_STAGES: Dict[str, str] = {
+    # name -> "module:Class", imported on use so a stage's heavy dependencies load only when it runs
+    "davenet": "tfvgs.stages.davenet:DavenetStage",
+    "hard_negatives": "tfvgs.stages.davenet:HardNegativesStage",
+}
+
+
+def register(name: str, target: str) -> None:
+    """Registers a stage plug-in as "package.module:ClassName" (for stages outside this package too)."""
+    _STAGES[name] = target
+
+
+def stage_names():
+    return sorted(_STAGES)
+
+
+def get_stage(name: str) -> Type[Stage]:
+    if name not in _STAGES:
+        raise ValueError(f"Unknown stage {name!r}. Known stages: {stage_names()}")
+    import importlib
+    module, cls = _STAGES[name].split(":")
+    return getattr(importlib.import_module(module), cls)

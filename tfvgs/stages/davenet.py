@@ -1,0 +1,58 @@
+"""The DAVEnet stages: `davenet` (paper 001: sampled + semi-hard triplet loss from random init) and
+`hard_negatives` (paper 000 sec. 6.3 "Hard Neg": the hardest in-batch impostor, initialised from davenet)."""
+from __future__ import annotations
+
+from typing import Optional
+
+import keras
+import tensorflow as tf
+
+from tfvgs import data, training
+from tfvgs.models import DualEncoder, build_audio_encoder, build_image_encoder
+from tfvgs.stages.stage import Stage
+from tfvgs.summaries import MatchmapSummaries
+
+
+def build_dual_encoder(config, loss: Optional[str] = None) -> DualEncoder:
+    """The configured dual encoder, compiled and built (weights and optimizer slots exist, so checkpoints restore)."""
+    m = config.model
+    model = DualEncoder(
+        build_image_encoder(m.image_encoder, embedding_dim=m.embedding_dim, width_multiplier=m.image_width),
+        build_audio_encoder(m.audio_encoder, embedding_dim=m.embedding_dim, width_multiplier=m.audio_width),
+        similarity=m.train_similarity, loss=loss or m.loss, margin=m.margin, seed=config.seed)
+    model.compile(optimizer=training.build_optimizer(config.train))
+    size = config.world.image_size
+    model({"image": tf.zeros([1, size, size, 3]),
+           "logmel": tf.zeros([1, config.features.max_frames, config.features.num_mel_bins]),
+           "nframes": tf.constant([config.features.max_frames])}, training=False)
+    model.optimizer.build(model.trainable_variables)
+    return model
+
+
+class DavenetStage(Stage):
+    name = "davenet"
+    loss: Optional[str] = None  # None: config.model.loss
+
+    def build_train_dataset(self, skip_batches: int) -> tf.data.Dataset:
+        ds = data.pairs_dataset(self.data_dir, "train", self.config, self.config.train.batch_size, training=True,
+                                repeat=True, seed=self.config.seed)
+        return ds.skip(skip_batches)
+
+    def build_val_dataset(self):
+        batch = self.config.train.batch_size
+        ds = data.pairs_dataset(self.data_dir, "val", self.config, batch)
+        return ds.take(max(1, -(-self.config.train.eval_pairs // batch)))
+
+    def build_model(self) -> keras.Model:
+        return build_dual_encoder(self.config, self.loss)
+
+    def callbacks(self, model):
+        pairs = data.pairs_dataset(self.data_dir, "val", self.config, self.config.train.summary_pairs)
+        return [MatchmapSummaries(self.tensorboard_dir, next(iter(pairs)), self.config,
+                                  every=self.config.train.checkpoint_every)]
+
+
+class HardNegativesStage(DavenetStage):
+    name = "hard_negatives"
+    loss = "hardest"
+    init_from = "davenet"

@@ -1,0 +1,98 @@
+"""The stage plug-in interface every training stage implements (gan, segmenter, davenet, the edit stages, ...).
+
+A stage owns `<workdir>/<name>/`: `checkpoints/` (resumable), `tensorboard/`, `model.keras` (the final model).
+`python -m tfvgs.train --stage NAME` calls `run()`, which is the same for every stage: build data, build the model in
+the strategy's scope, restore or initialise it, train in resumable chunks, save. Stages override the hooks.
+"""
+from __future__ import annotations
+
+import abc
+import os
+from typing import Dict, List, Optional
+
+import keras
+import tensorflow as tf
+
+from tfvgs import training
+from tfvgs.config import Config
+
+
+class Stage(abc.ABC):
+    """One step of the curriculum. Subclasses set `name` and implement the abstract hooks."""
+
+    name: str = ""
+    # The stage whose final model warm-starts this one (paper 000 sec. 6.3), or None to start from scratch.
+    init_from: Optional[str] = None
+
+    def __init__(self, config: Config, workdir: str, data_dir: str,
+                 strategy: Optional[tf.distribute.Strategy] = None):
+        self.config, self.workdir, self.data_dir = config, workdir, data_dir
+        self.strategy = strategy or training.build_strategy(config.train.strategy)
+
+    # --- paths -------------------------------------------------------------------------------------------------
+
+    @property
+    def stage_dir(self) -> str:
+        return os.path.join(self.workdir, self.name)
+
+    @property
+    def checkpoint_dir(self) -> str:
+        return os.path.join(self.stage_dir, "checkpoints")
+
+    @property
+    def tensorboard_dir(self) -> str:
+        return os.path.join(self.stage_dir, "tensorboard")
+
+    @property
+    def model_path(self) -> str:
+        return os.path.join(self.stage_dir, "model.keras")
+
+    # --- hooks -------------------------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def build_train_dataset(self, skip_batches: int) -> tf.data.Dataset:
+        """The endless, seeded training dataset with its first `skip_batches` batches skipped (for resume)."""
+
+    def build_val_dataset(self) -> Optional[tf.data.Dataset]:
+        return None
+
+    @abc.abstractmethod
+    def build_model(self) -> keras.Model:
+        """A compiled, built model (called inside the strategy scope)."""
+
+    def initialize(self, model: keras.Model) -> None:
+        """Warm start when there is no checkpoint of this stage yet: by default the weights of `init_from`."""
+        if self.init_from is None:
+            return
+        path = os.path.join(self.workdir, self.init_from, "model.keras")
+        if not tf.io.gfile.exists(path):
+            raise FileNotFoundError(f"stage {self.name!r} starts from stage {self.init_from!r}, but {path} does not "
+                                    f"exist: run `python -m tfvgs.train --stage {self.init_from}` first")
+        model.load_weights(path)
+        print(f"initialised {self.name} from {path}", flush=True)
+
+    def callbacks(self, model: keras.Model) -> List[keras.callbacks.Callback]:
+        """Extra callbacks (image summaries, ...)."""
+        return []
+
+    def save(self, model: keras.Model) -> None:
+        model.save(self.model_path)
+
+    # --- the shared driver -------------------------------------------------------------------------------------
+
+    def run(self) -> Dict[str, float]:
+        tf.io.gfile.makedirs(self.stage_dir)
+        self.config.save(os.path.join(self.stage_dir, "config.json"))
+        t = self.config.train
+        with self.strategy.scope():
+            model = self.build_model()
+            manager = training.restore_or_initialize(model, self.checkpoint_dir, t.keep_checkpoints,
+                                                     lambda: self.initialize(model))
+        logs = training.fit_resumable(
+            model, self.build_train_dataset, steps=t.steps, checkpoint_every=t.checkpoint_every, manager=manager,
+            callbacks=[training.ScalarSummaries(self.tensorboard_dir, t.log_every), *self.callbacks(model)],
+            validation_data=self.build_val_dataset())
+        self.save(model)
+        print(f"[{self.name}] model saved to {self.model_path}; TensorBoard: tensorboard --logdir "
+              f"{self.tensorboard_dir}", flush=True)
+        return logs

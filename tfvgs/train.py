@@ -1,0 +1,44 @@
+"""Runs one training stage.
+
+    python -m tfvgs.train --stage davenet --config cpu --data_dir DATA --workdir W [--set train.steps=2000]
+
+Re-running the same command after a crash or kill resumes from the stage's last checkpoint in W/<stage>/checkpoints.
+Stages: see `--help` (gan, segmenter and the edit stages join as they land).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Optional, Sequence
+
+from tfvgs import config as config_lib
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    from tfvgs import stages
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stage", required=True, choices=stages.stage_names())
+    parser.add_argument("--data_dir", required=True, help="spoken-pair TFRecords (beam_pipelines.spoken_captions)")
+    parser.add_argument("--workdir", required=True, help="where checkpoints, TensorBoard logs and models go")
+    config_lib.add_config_flags(parser)
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> dict:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = parse_args(argv)
+    config = config_lib.config_from_args(args)
+    from tfvgs import stages, training
+    stage = stages.get_stage(args.stage)(config, args.workdir, args.data_dir)
+    print(f"[{args.stage}] config {config.name}, {stage.strategy.num_replicas_in_sync} replica(s), "
+          f"workdir {os.path.abspath(args.workdir)}", flush=True)
+    try:
+        return stage.run()
+    except training.NonFiniteLossError as e:
+        print(f"[{args.stage}] {e}", file=sys.stderr, flush=True)
+        raise SystemExit(2)
+
+
+if __name__ == "__main__":
+    main()

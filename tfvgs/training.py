@@ -1,0 +1,145 @@
+"""The one training loop every stage shares: Keras `fit` in checkpoint-sized chunks, resumable after a kill.
+
+`fit` runs "epochs" of `checkpoint_every` steps over an endless, seeded dataset. After each chunk the model, optimizer
+and step are saved with a `tf.train.CheckpointManager` (only when the loss is finite). On restart the latest
+checkpoint is restored and the dataset is rebuilt to skip the batches already consumed, so a run killed with SIGKILL
+and started again with the same command continues where its last checkpoint left off, on the same data order.
+A non-finite loss stops training with `NonFiniteLossError`; the last good checkpoint is kept.
+"""
+from __future__ import annotations
+
+import math
+import os
+from typing import Callable, Dict, List, Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN or infinite loss."""
+
+
+def build_strategy(name: str) -> tf.distribute.Strategy:
+    """"auto": MirroredStrategy over all GPUs when there are any, else the default (one-device) strategy;
+    "mirrored": MirroredStrategy over all visible devices of the first kind found (GPUs, else CPUs);
+    "default": no distribution."""
+    if name not in ("auto", "mirrored", "default"):
+        raise ValueError(f"Unknown strategy {name!r}. Expected auto, mirrored or default")
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "mirrored":
+        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+        return tf.distribute.MirroredStrategy(devices)
+    if name == "auto" and len(gpus) >= 1:
+        return tf.distribute.MirroredStrategy([d.name for d in gpus])
+    return tf.distribute.get_strategy()
+
+
+def build_optimizer(train_config) -> keras.optimizers.Optimizer:
+    """SGD with momentum and step decay (paper 001 sec. 4.6) or AdamW, from the config."""
+    schedule = keras.optimizers.schedules.ExponentialDecay(
+        train_config.learning_rate, decay_steps=train_config.lr_decay_every,
+        decay_rate=train_config.lr_decay_factor, staircase=True)
+    if train_config.optimizer == "sgd":
+        return keras.optimizers.SGD(schedule, momentum=train_config.momentum,
+                                    weight_decay=train_config.weight_decay or None)
+    if train_config.optimizer == "adamw":
+        return keras.optimizers.AdamW(schedule, weight_decay=train_config.weight_decay)
+    raise ValueError(f"Unknown optimizer {train_config.optimizer!r}. Expected sgd or adamw")
+
+
+def current_learning_rate(optimizer) -> float:
+    lr = optimizer.learning_rate
+    return float(lr(optimizer.iterations) if callable(lr) else lr)
+
+
+class CheckpointEveryChunk(keras.callbacks.Callback):
+    """Saves model + optimizer at the end of each chunk ("epoch") when the last loss was finite."""
+
+    def __init__(self, manager: tf.train.CheckpointManager):
+        super().__init__()
+        self.manager = manager
+        self.finite = True
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.finite = False
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.finite:
+            self.manager.save(checkpoint_number=int(self.model.optimizer.iterations.numpy()))
+
+
+class ScalarSummaries(keras.callbacks.Callback):
+    """Every `every` steps: all logged values and the learning rate to TensorBoard, keyed by optimizer step."""
+
+    def __init__(self, log_dir: str, every: int):
+        super().__init__()
+        self.writer = tf.summary.create_file_writer(log_dir)
+        self.every = max(1, int(every))
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = int(self.model.optimizer.iterations.numpy())
+        if step % self.every:
+            return
+        with self.writer.as_default(step=step):
+            for name, value in (logs or {}).items():
+                tf.summary.scalar(f"train/{name}", float(value))
+            tf.summary.scalar("train/learning_rate", current_learning_rate(self.model.optimizer))
+        self.writer.flush()
+
+    def on_epoch_end(self, epoch, logs=None):
+        step = int(self.model.optimizer.iterations.numpy())
+        with self.writer.as_default(step=step):
+            for name, value in (logs or {}).items():
+                if name.startswith("val_"):
+                    tf.summary.scalar(f"val/{name[4:]}", float(value))
+        self.writer.flush()
+
+
+def restore_or_initialize(model: keras.Model, checkpoint_dir: str, max_to_keep: int,
+                          initialize: Optional[Callable[[], None]] = None) -> tf.train.CheckpointManager:
+    """Restores the latest checkpoint in `checkpoint_dir`; without one, calls `initialize` (e.g. warm start from
+    the previous stage). The model and its optimizer must already be built."""
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+    manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=max_to_keep)
+    if manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        print(f"resumed from {manager.latest_checkpoint} (step {int(model.optimizer.iterations.numpy())})",
+              flush=True)
+    elif initialize is not None:
+        initialize()
+    return manager
+
+
+def fit_resumable(model: keras.Model, make_train_dataset: Callable[[int], tf.data.Dataset], *, steps: int,
+                  checkpoint_every: int, manager: tf.train.CheckpointManager, callbacks: List = (),
+                  validation_data: Optional[tf.data.Dataset] = None, verbose: int = 1) -> Dict[str, float]:
+    """Trains until `steps` (rounded up to whole chunks) from wherever the restored optimizer step is.
+
+    `make_train_dataset(skip_batches)` must return the endless training dataset with its first `skip_batches`
+    batches skipped. Returns the last logs; raises NonFiniteLossError on a NaN/inf loss.
+    """
+    chunk = max(1, int(checkpoint_every))
+    total_chunks = max(1, math.ceil(steps / chunk))
+    done = int(model.optimizer.iterations.numpy())
+    initial_chunk = done // chunk
+    if initial_chunk >= total_chunks:
+        print(f"already trained {done} steps (>= {steps}); nothing to do", flush=True)
+        return {}
+    saver = CheckpointEveryChunk(manager)
+    history = model.fit(make_train_dataset(done), epochs=total_chunks, initial_epoch=initial_chunk,
+                        steps_per_epoch=chunk, callbacks=[saver, *callbacks], validation_data=validation_data,
+                        verbose=verbose)
+    if not saver.finite:
+        raise NonFiniteLossError(
+            f"non-finite loss at step {int(model.optimizer.iterations.numpy())}; stopped. The last good checkpoint "
+            f"is kept: {manager.latest_checkpoint}. Lower train.learning_rate or check the data.")
+    return {k: float(v[-1]) for k, v in history.history.items() if v}
+
+
+def to_numpy_logs(logs: Dict) -> Dict[str, float]:
+    return {k: float(np.asarray(v)) for k, v in (logs or {}).items()}
