@@ -10,3 +10,14 @@ import pytest  # noqa: E402
 def tiny_config():
     from tfvgs.config import get_config
     return get_config("tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_world(tmp_path_factory):
+    """A tiny built-in world made by the real pipelines once per test session: {"scenes": dir, "pairs": dir}."""
+    from beam_pipelines import render_scenes, spoken_captions
+    root = tmp_path_factory.mktemp("tiny_world")
+    scenes, pairs = str(root / "scenes"), str(root / "pairs")
+    render_scenes.run(["--output_dir", scenes, "--num_scenes", "40", "--config", "tiny"])
+    spoken_captions.run(["--scenes_dir", scenes, "--output_dir", pairs, "--config", "tiny"])
+    return {"scenes": scenes, "pairs": pairs}

@@ -1,0 +1,99 @@
+"""The training CLI on the tiny world: a stage trains, saves, evaluates; resumes after SIGKILL; stops on NaN."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfvgs import retrieval, train, evaluate
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_recall_at_k_on_a_hand_built_matrix():
+    # rows: images, columns: captions; the true pair is on the diagonal
+    scores = np.array([[5.0, 1.0, 0.0],     # image 0: its caption ranks 1st
+                       [6.0, 2.0, 0.0],     # image 1: caption 1 ranks 2nd
+                       [9.0, 8.0, 1.0]])    # image 2: caption 2 ranks 3rd
+    r = retrieval.recall_at_k(scores, ks=(1, 2))
+    assert r["image_to_audio"] == {"1": 1 / 3, "2": 2 / 3}
+    # caption 0 ranks images 2 (9) and 1 (6) above image 0 (5): 3rd; caption 1 ranks image 2 (8) above image 1
+    # (2): 2nd; caption 2 ranks its image first
+    assert r["audio_to_image"] == {"1": 1 / 3, "2": 2 / 3}
+    assert r["chance"]["1"] == pytest.approx(1 / 3)
+
+
+def test_davenet_stage_trains_saves_and_evaluates(tiny_world, tmp_path):
+    workdir = str(tmp_path / "w")
+    logs = train.main(["--stage", "davenet", "--config", "tiny", "--data_dir", tiny_world["pairs"],
+                       "--workdir", workdir])
+    assert np.isfinite(logs["loss"]) and "semi_hard_loss" in logs and "val_loss" in logs
+    assert os.path.exists(os.path.join(workdir, "davenet", "model.keras"))
+    saved = json.load(open(os.path.join(workdir, "davenet", "config.json")))
+    assert saved["name"] == "tiny"
+    assert tf.train.latest_checkpoint(os.path.join(workdir, "davenet", "checkpoints")).endswith("-12")
+    assert os.listdir(os.path.join(workdir, "davenet", "tensorboard"))
+    metrics = evaluate.main(["--workdir", workdir, "--data_dir", tiny_world["pairs"], "--stage", "davenet",
+                             "--split", "train", "--num_pairs", "16"])
+    written = json.load(open(os.path.join(workdir, "eval", "davenet", "metrics.json")))
+    assert written["n_pairs"] == metrics["n_pairs"] == 16
+    for direction in ("audio_to_image", "image_to_audio"):
+        r = written["recall"][direction]
+        assert 0.0 <= r["1"] <= r["5"] <= r["10"] <= 1.0
+    assert os.path.exists(os.path.join(workdir, "eval", "davenet", "report.md"))
+
+
+def test_hard_negatives_needs_davenet_first(tiny_world, tmp_path):
+    with pytest.raises(FileNotFoundError, match="run `python -m tfvgs.train --stage davenet` first"):
+        train.main(["--stage", "hard_negatives", "--config", "tiny", "--data_dir", tiny_world["pairs"],
+                    "--workdir", str(tmp_path / "w")])
+
+
+def test_non_finite_loss_stops_with_a_clear_message(tiny_world, tmp_path, capsys):
+    workdir = str(tmp_path / "w")
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["--stage", "davenet", "--config", "tiny", "--data_dir", tiny_world["pairs"],
+                    "--workdir", workdir, "--set", "train.learning_rate=1e30", "--set", "train.steps=40"])
+    assert exit_info.value.code == 2
+    assert "non-finite loss" in capsys.readouterr().err
+    latest = tf.train.latest_checkpoint(os.path.join(workdir, "davenet", "checkpoints"))
+    if latest:  # whatever was saved before the blow-up holds finite weights only
+        reader = tf.train.load_checkpoint(latest)
+        for name in reader.get_variable_to_shape_map():
+            value = reader.get_tensor(name)
+            if isinstance(value, np.ndarray) and value.dtype.kind == "f":
+                assert np.all(np.isfinite(value)), name
+
+
+def test_sigkill_and_rerun_resumes_from_the_last_checkpoint(tiny_world, tmp_path):
+    workdir = str(tmp_path / "w")
+    ckpt_dir = os.path.join(workdir, "davenet", "checkpoints")
+    cmd = [sys.executable, "-m", "tfvgs.train", "--stage", "davenet", "--config", "tiny", "--data_dir",
+           tiny_world["pairs"], "--workdir", workdir, "--set", "train.steps=400", "--set",
+           "train.checkpoint_every=2"]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            latest = tf.train.latest_checkpoint(ckpt_dir)
+            if latest and int(latest.rsplit("-", 1)[1]) >= 4:
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None, "training ended before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    killed_at = int(tf.train.latest_checkpoint(ckpt_dir).rsplit("-", 1)[1])
+    done = subprocess.run(cmd[:-4] + ["--set", f"train.steps={killed_at + 4}", "--set", "train.checkpoint_every=2"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"resumed from" in done.stdout and f"(step {killed_at})" in done.stdout
+    assert tf.train.latest_checkpoint(ckpt_dir).endswith(f"-{killed_at + 4}")
