@@ -1,0 +1,77 @@
+"""Progressive GAN training throughput on this machine: real images per second through `ProgressiveGAN.train_step`.
+
+Each measurement builds G and D for `--max_resolution` (default: each measured resolution), trains at the level of
+the measured resolution (alpha = 1; a fade-in costs one extra 1x1 conv and pooling) on random reals, discards
+warm-up steps (tracing, XLA compilation) and prints one JSON line per (resolution, jit) combination. Images/s
+counts real images shown to the critic, as `images_shown` does. The machine is shared: note the load average.
+
+    TF_CPP_MIN_LOG_LEVEL=2 python benchmarks/gan_throughput.py --resolutions 32 64   # proposed cpu preset sizes
+    TF_CPP_MIN_LOG_LEVEL=2 python benchmarks/gan_throughput.py --resolutions 8 16 --max_resolution 64 --jit both
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from tfvgs.gan import GrowthSchedule, ProgressiveDiscriminator, ProgressiveGAN, ProgressiveGenerator  # noqa: E402
+
+
+def measure(resolution: int, args, jit: bool) -> dict:
+    max_resolution = args.max_resolution or resolution
+    generator = ProgressiveGenerator(latent_dim=args.latent_dim, max_resolution=max_resolution,
+                                     fmap_base=args.fmap_base, fmap_max=args.fmap_max)
+    discriminator = ProgressiveDiscriminator(max_resolution=max_resolution, fmap_base=args.fmap_base,
+                                             fmap_max=args.fmap_max)
+    # Starting at the measured resolution: the first phase (600 kimg) trains exactly that level with alpha = 1.
+    schedule = GrowthSchedule(max_resolution, base_resolution=resolution, minibatch_base=args.batch)
+    gan = ProgressiveGAN(generator, discriminator, schedule, n_critic=args.n_critic, seed=0)
+    gan.compile(jit_compile=jit)
+    gan.sync_phase()
+    reals = np.random.default_rng(0).uniform(-1, 1, (args.batch * 4, resolution, resolution, 3)).astype("float32")
+    data = tf.data.Dataset.from_tensor_slices(reals).repeat().batch(args.batch, drop_remainder=True).prefetch(2)
+    start = time.perf_counter()
+    gan.fit(data, steps_per_epoch=args.warmup, epochs=1, verbose=0)
+    warmup_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    gan.fit(data, steps_per_epoch=args.steps, epochs=1, verbose=0)
+    seconds = time.perf_counter() - start
+    return {"benchmark": "gan_train_step", "resolution": resolution, "max_resolution": max_resolution,
+            "jit_compile": jit, "batch": args.batch,
+            "n_critic": args.n_critic, "latent_dim": args.latent_dim, "fmap_base": args.fmap_base,
+            "fmap_max": args.fmap_max, "h4_channels": generator.h4_channels,
+            "g_params": generator.count_params() - 1, "d_params": discriminator.count_params() - 1,
+            "steps": args.steps, "seconds": round(seconds, 3), "warmup_seconds": round(warmup_seconds, 2),
+            "images_per_second": round(args.steps * args.batch / seconds, 1),
+            "threads": tf.config.threading.get_intra_op_parallelism_threads()}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--resolutions", type=int, nargs="+", default=[32, 64])
+    parser.add_argument("--max_resolution", type=int, default=None,
+                        help="build the networks for this size and train at lower levels (default: each resolution)")
+    parser.add_argument("--latent_dim", type=int, default=100)
+    parser.add_argument("--fmap_base", type=int, default=512)
+    parser.add_argument("--fmap_max", type=int, default=128)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--n_critic", type=int, default=1)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--jit", choices=["on", "off", "both"], default="off")
+    args = parser.parse_args(argv)
+    jits = {"on": [True], "off": [False], "both": [False, True]}[args.jit]
+    for resolution in args.resolutions:
+        for jit in jits:
+            print(json.dumps(measure(resolution, args, jit)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
