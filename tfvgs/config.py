@@ -67,9 +67,11 @@ class ModelConfig:
     embedding_dim: int = 1024
     image_width: float = 1.0            # channel multipliers: the CPU preset is a scaled copy, not another model
     audio_width: float = 1.0
-    train_similarity: str = "sisa"      # semi-hard mining needs the O(B^2 D) SISA (paper 001 sec. 4.4)
+    # Paper 000 trains DaveNet as [24] (ECCV 2018): MISA scores and randomly sampled impostors; its "Hard Neg" stage
+    # takes the hardest in-batch impostor. Paper 001's SISA + semi-hard (eq. 15) is one --set away.
+    train_similarity: str = "misa"      # sisa | misa | sima
     eval_similarity: str = "misa"
-    loss: str = "semi_hard"             # sampled | semi_hard (= sampled + semi-hard, eq. 15) | hardest
+    loss: str = "sampled"               # sampled (eq. 11) | semi_hard (= sampled + semi-hard, eq. 15) | hardest
     margin: float = 1.0
 
 
