@@ -40,8 +40,11 @@ class DavenetStage(Stage):
 
     def build_val_dataset(self):
         batch = self.config.train.batch_size
-        ds = data.pairs_dataset(self.data_dir, "val", self.config, batch)
-        return ds.take(max(1, -(-self.config.train.eval_pairs // batch)))
+        pairs = min(data.count_records(data.list_shards(self.data_dir, "val")), self.config.train.eval_pairs)
+        batches = max(1, -(-pairs // batch))
+        ds = data.pairs_dataset(self.data_dir, "val", self.config, batch).take(batches)
+        # a known length lets Keras validate without first running the dataset dry (and warning about it)
+        return ds.apply(tf.data.experimental.assert_cardinality(batches))
 
     def build_model(self) -> keras.Model:
         return build_dual_encoder(self.config, self.loss)
