@@ -46,6 +46,10 @@ def test_davenet_stage_trains_saves_and_evaluates(tiny_world, tmp_path):
         r = written["recall"][direction]
         assert 0.0 <= r["1"] <= r["5"] <= r["10"] <= 1.0
     assert os.path.exists(os.path.join(workdir, "eval", "davenet", "report.md"))
+    # the last checkpoint holds the final weights: evaluating it gives the same recall as model.keras
+    from_checkpoint = evaluate.main(["--workdir", workdir, "--data_dir", tiny_world["pairs"], "--stage", "davenet",
+                                     "--split", "train", "--num_pairs", "16", "--from_checkpoint"])
+    assert from_checkpoint["recall"] == metrics["recall"]
 
 
 def test_hard_negatives_needs_davenet_first(tiny_world, tmp_path):

@@ -19,14 +19,26 @@ from tfvgs import config as config_lib
 PAPER_TABLE2_SYNTHETIC = {"DaveNet": (14.9, 43.7, 62.2), "Hard Neg": (73.4, 94.6, 97.6)}
 
 
-def load_stage_model(workdir: str, stage: str):
+def load_stage_model(workdir: str, stage: str, config: config_lib.Config, from_checkpoint: bool = False):
+    """The stage's final model.keras, or (with from_checkpoint, e.g. while it still trains) its latest checkpoint."""
     import keras
+    import tensorflow as tf
     import tfvgs.models  # noqa: F401  registers the serialisable classes
     path = os.path.join(workdir, stage, "model.keras")
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no trained model for stage {stage!r}: {path} is missing "
-                                f"(run python -m tfvgs.train --stage {stage} first)")
-    return keras.saving.load_model(path)
+    if not from_checkpoint:
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"no trained model for stage {stage!r}: {path} is missing (run python -m "
+                                    f"tfvgs.train --stage {stage} first, or pass --from_checkpoint)")
+        return keras.saving.load_model(path)
+    from tfvgs import stages, training
+    checkpoint_dir = os.path.join(workdir, stage, "checkpoints")
+    latest = tf.train.latest_checkpoint(checkpoint_dir)
+    if latest is None:
+        raise FileNotFoundError(f"no checkpoint of stage {stage!r} in {checkpoint_dir}")
+    model = stages.get_stage(stage)(config, workdir, data_dir="").build_model()
+    training.model_checkpoint(model).restore(latest).assert_consumed()
+    print(f"evaluating checkpoint {latest}")
+    return model
 
 
 def stage_config(workdir: str, stage: str, fallback: config_lib.Config) -> config_lib.Config:
@@ -56,6 +68,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     parser.add_argument("--stage", default="davenet")
     parser.add_argument("--split", default="test", choices=("train", "val", "test"))
     parser.add_argument("--num_pairs", type=int, default=None, help="default: config train.eval_pairs (500)")
+    parser.add_argument("--from_checkpoint", action="store_true",
+                        help="evaluate the stage's latest checkpoint instead of its final model.keras")
     parser.add_argument("--similarity", default=None, choices=("sisa", "misa", "sima"),
                         help="default: config model.eval_similarity (misa)")
     config_lib.add_config_flags(parser)
@@ -66,7 +80,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         config = config_lib.apply_overrides(config, args.overrides)
     num_pairs = args.num_pairs or config.train.eval_pairs
     kind = args.similarity or config.model.eval_similarity
-    model = load_stage_model(args.workdir, args.stage)
+    model = load_stage_model(args.workdir, args.stage, config, args.from_checkpoint)
     start = time.perf_counter()
     dataset = data.pairs_dataset(args.data_dir, args.split, config, batch_size=min(64, num_pairs))
     metrics = retrieval.evaluate_retrieval(model, dataset, num_pairs, kind)

@@ -100,14 +100,26 @@ class ScalarSummaries(keras.callbacks.Callback):
         self.writer.flush()
 
 
+def _by_position(variables) -> Dict[str, tf.Variable]:
+    return {f"v{i:05d}": v for i, v in enumerate(variables)}
+
+
+def model_checkpoint(model: keras.Model) -> tf.train.Checkpoint:
+    """A checkpoint of every model variable (BatchNorm statistics included) and every optimizer variable, in Keras'
+    own variable order (as .weights.h5 files). tf.train.Checkpoint(model=model) would miss Keras 3 layers held in
+    Python lists, and variable paths change when a process builds the model twice ("dual_encoder_1/...")."""
+    return tf.train.Checkpoint(model=_by_position(model.weights),
+                               optimizer=_by_position(model.optimizer.variables))
+
+
 def restore_or_initialize(model: keras.Model, checkpoint_dir: str, max_to_keep: int,
                           initialize: Optional[Callable[[], None]] = None) -> tf.train.CheckpointManager:
     """Restores the latest checkpoint in `checkpoint_dir`; without one, calls `initialize` (e.g. warm start from
     the previous stage). The model and its optimizer must already be built."""
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+    checkpoint = model_checkpoint(model)
     manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=max_to_keep)
     if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        checkpoint.restore(manager.latest_checkpoint).assert_consumed()
         print(f"resumed from {manager.latest_checkpoint} (step {int(model.optimizer.iterations.numpy())})",
               flush=True)
     elif initialize is not None:
