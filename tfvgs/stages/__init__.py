@@ -8,7 +8,9 @@ from tfvgs.stages.stage import Stage
 _STAGES: Dict[str, str] = {
     # name -> "module:Class", imported on use so a stage's heavy dependencies load only when it runs
     "davenet": "tfvgs.stages.davenet:DavenetStage",
+    "gan": "tfvgs.stages.gan:GanStage",
     "hard_negatives": "tfvgs.stages.davenet:HardNegativesStage",
+    "segmenter": "tfvgs.stages.segmenter:SegmenterStage",
 }
 
 

@@ -1,0 +1,340 @@
+"""The `gan` stage: trains the progressive GAN that draws the scenes (paper 000 sec. 4; Karras et al. 2018).
+
+    python -m tfvgs.train --stage gan --config cpu --data_dir SCENES --workdir W
+
+The networks grow, so the shared `Stage.run` (one `fit` over a fixed model) does not fit: here one `fit` runs per
+phase segment - a stretch of steps with one level and one fade-in state (`ProgressiveGAN.sync_phase`), cut at
+`gan.checkpoint_every` steps - and the dataset is rebuilt for every segment at the phase's minibatch size.
+
+Everything training progress depends on is checkpointed (`tf.train.Checkpoint(gan=..., step=...)`: both networks,
+the EMA generator, both Adam states, `images_shown`, the train-step random stream) and the real images are a seeded
+stream indexed by `images_shown` (`reals_dataset`), so a run killed at any moment and started again with the same
+command continues from its last checkpoint with the same growth phase, fade-in alpha, data order and random draws.
+
+Writes `<workdir>/gan/`: `checkpoints/`, `tensorboard/` (loss terms, alpha, resolution, images shown, img/s, fixed-z
+sample grids), `generator.keras` (the EMA generator; load with `tfvgs.gan_io.load_generator`), `generator.json`.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from typing import Dict, Optional, Tuple
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfvgs import data, gan_io, schema, training
+from tfvgs.gan import GrowthPhase, GrowthSchedule, ProgressiveDiscriminator, ProgressiveGAN, ProgressiveGenerator
+from tfvgs.stages.stage import Stage
+
+LOSS_NAMES = ("d_loss", "g_loss", "gp", "drift", "wasserstein")
+
+
+def build_schedule(config) -> GrowthSchedule:
+    g = config.gan
+    return GrowthSchedule(config.world.image_size, lod_training_kimg=g.lod_training_kimg,
+                          lod_transition_kimg=g.lod_transition_kimg, minibatch_base=g.minibatch_base,
+                          minibatch_per_resolution={int(k): v for k, v in g.minibatch_per_resolution.items()})
+
+
+def build_gan(config) -> ProgressiveGAN:
+    """The configured ProgressiveGAN (networks for `world.image_size`, optimizers built), seeded by `config.seed`."""
+    g = config.gan
+    keras.utils.set_random_seed(config.seed)
+    generator = ProgressiveGenerator(latent_dim=g.latent_dim, max_resolution=config.world.image_size,
+                                     fmap_base=g.fmap_base, fmap_max=g.fmap_max, name="generator")
+    discriminator = ProgressiveDiscriminator(max_resolution=config.world.image_size, fmap_base=g.fmap_base,
+                                             fmap_max=g.fmap_max, mbstd_group_size=g.mbstd_group_size,
+                                             name="discriminator")
+    return ProgressiveGAN(generator, discriminator, build_schedule(config), n_critic=g.n_critic,
+                          gp_weight=g.gp_weight, drift_weight=g.drift_weight, ema_beta=g.ema_beta, seed=config.seed)
+
+
+def describe(phase: GrowthPhase) -> str:
+    state = f"fade-in alpha {phase.alpha:.2f}" if phase.in_transition else "stable"
+    return f"{phase.resolution}x{phase.resolution} {state}, minibatch {phase.minibatch_size}"
+
+
+def _format_seconds(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+class GanProgress(keras.callbacks.Callback):
+    """Counts steps, stops on a non-finite loss, logs scalars and console lines every `log_every` steps and
+    fixed-z sample grids every `grid_every` steps (the stage also calls `write_grid` at phase changes)."""
+
+    def __init__(self, stage: "GanStage", writer, step: int, total_images: int):
+        super().__init__()
+        self.stage, self.writer, self.step, self.total_images = stage, writer, int(step), int(total_images)
+        g = stage.config.gan
+        self.log_every = max(1, int(stage.config.train.log_every))
+        self.grid_every = max(1, int(g.grid_every))
+        self.grid_latents = gan_io.latents_for_seeds(range(g.num_grid_images), g.latent_dim)
+        self.non_finite: Optional[Dict[str, float]] = None
+        self.last_grid_step = -1
+        self.rates = []                    # (images, seconds) of every measured interval, for the run's mean
+        self._clock = None                 # (time, images_shown) where the current interval started
+
+    # --- measurements ---------------------------------------------------------------------------------------
+    def on_train_begin(self, logs=None):
+        self._clock = None                 # the first batch of a fit traces and fills buffers: not timed
+
+    def _images_shown(self) -> int:
+        return int(self.model.images_shown.numpy())
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step += 1
+        logs = logs or {}
+        losses = {name: float(logs[name]) for name in LOSS_NAMES if name in logs}
+        if not all(math.isfinite(v) for v in losses.values()):
+            self.non_finite = losses
+            self.model.stop_training = True
+            return
+        if self._clock is None:
+            self._clock = (time.perf_counter(), self._images_shown())
+        if self.step % self.log_every == 0:
+            self._log(logs)
+        if self.step % self.grid_every == 0:
+            self.write_grid()
+
+    def images_per_second(self) -> float:
+        """Mean throughput of the run so far (real images shown to the critic per second, tracing excluded)."""
+        images = sum(n for n, _ in self.rates)
+        seconds = sum(s for _, s in self.rates)
+        return images / seconds if seconds > 0 else float("nan")
+
+    def _interval_rate(self) -> float:
+        now, shown = time.perf_counter(), self._images_shown()
+        start_time, start_shown = self._clock
+        self._clock = (now, shown)
+        if shown > start_shown and now > start_time:
+            self.rates.append((shown - start_shown, now - start_time))
+            return (shown - start_shown) / (now - start_time)
+        return float("nan")
+
+    # --- outputs ----------------------------------------------------------------------------------------------
+    def _log(self, logs):
+        gan = self.model
+        shown = self._images_shown()
+        phase = gan.schedule.phase_at(shown)
+        rate = self._interval_rate()
+        values = {name: float(logs[name]) for name in (*LOSS_NAMES, "alpha") if name in logs}
+        with self.writer.as_default(step=self.step):
+            for name, value in values.items():
+                tf.summary.scalar(f"train/{name}", value)
+            tf.summary.scalar("progress/resolution", phase.resolution)
+            tf.summary.scalar("progress/kimg", shown / 1000.0)
+            tf.summary.scalar("progress/minibatch", phase.minibatch_size)
+            if math.isfinite(rate):
+                tf.summary.scalar("progress/images_per_second", rate)
+        self.writer.flush()
+        eta = (self.total_images - shown) / self.images_per_second() if self.rates else float("nan")
+        print(f"[gan] step {self.step} kimg {shown / 1000:.2f}/{self.total_images / 1000:g} {describe(phase)} "
+              f"d_loss {values.get('d_loss', float('nan')):.3f} g_loss {values.get('g_loss', float('nan')):.3f} "
+              f"W {values.get('wasserstein', float('nan')):.3f} gp {values.get('gp', float('nan')):.3f} "
+              f"img/s {rate:.1f} eta {_format_seconds(eta)}", flush=True)
+
+    def write_grid(self):
+        """Samples of the EMA generator for the fixed latents at the current level and alpha, upscaled to full
+        size, as one grid image."""
+        if self.last_grid_step == self.step:
+            return
+        self.last_grid_step = self.step
+        gan = self.model
+        generator = gan.sampling_generator
+        images = generator(self.grid_latents, level=gan.level)
+        images = generator.to_uint8(generator.upscale_to_max_resolution(images)).numpy()
+        from tfvgs.draw import image_grid
+        resolution = gan.schedule.resolution_of(gan.level)
+        with self.writer.as_default(step=self.step):
+            tf.summary.image("samples/fixed_z", image_grid(images)[None],
+                             description=f"EMA generator at {resolution}x{resolution}, alpha "
+                                         f"{float(generator.alpha.numpy()):.2f}, step {self.step}, "
+                                         f"{self._images_shown()} images shown")
+        self.writer.flush()
+
+
+class GanStage(Stage):
+    """Trains `ProgressiveGAN` on the train split of `data_dir` (scene or spoken-pair TFRecords) for
+    `gan.total_kimg` thousand real images; see the module docstring."""
+
+    name = "gan"
+
+    def __init__(self, config, workdir: str, data_dir: str, strategy: Optional[tf.distribute.Strategy] = None):
+        super().__init__(config, workdir, data_dir, strategy)
+        if self.strategy.num_replicas_in_sync > 1:
+            # ProgressiveGAN's train step updates images_shown, the EMA and its trackers per replica; it has not
+            # been written for cross-replica aggregation, so the GAN trains on one device.
+            print(f"[gan] {self.strategy.num_replicas_in_sync} replicas available; the gan stage trains on one "
+                  f"device", flush=True)
+            self.strategy = tf.distribute.get_strategy()
+        self._num_train_images: Optional[int] = None
+
+    @property
+    def model_path(self) -> str:
+        return os.path.join(self.stage_dir, gan_io.GENERATOR_FILENAME)
+
+    # --- data -------------------------------------------------------------------------------------------------
+    @property
+    def num_train_images(self) -> int:
+        if self._num_train_images is None:
+            self._num_train_images = data.count_records(data.list_shards(self.data_dir, "train"))
+            if self._num_train_images == 0:
+                raise ValueError(f"The train split of data_dir {self.data_dir!r} has no records.")
+        return self._num_train_images
+
+    def reals_dataset(self, start_image: int, batch_size: int) -> tf.data.Dataset:
+        """Endless batches of real images (uint8 [B, S, S, 3]), starting at image `start_image` of the stream.
+
+        The stream is epoch after epoch of the train split, each epoch shuffled with its own seed (config.seed,
+        epoch), so image `i` of the stream is fixed whatever the batch sizes before it: resuming at
+        `images_shown` skips at most one epoch of undecoded records, never re-reads or decodes what was consumed.
+        Only the image is decoded, so scene and spoken-pair TFRecords both work.
+        """
+        if int(start_image) < 0 or int(batch_size) < 1:
+            raise ValueError(f"`start_image` must be >= 0 and `batch_size` >= 1. Received: {start_image}, "
+                             f"{batch_size}")
+        files = data.list_shards(self.data_dir, "train")
+        first_epoch, offset = divmod(int(start_image), self.num_train_images)
+        d = self.config.data
+        size = self.config.world.image_size
+        records = tf.data.TFRecordDataset(files, num_parallel_reads=min(len(files), d.reader_parallelism))
+        base_seed = self.config.seed * 1_000_003
+
+        def epoch(index):
+            # Traced in graph mode, so this sets the seed of this function's graph only: the order then depends on
+            # (config.seed, epoch) alone, not on the process-wide seed (whose value 0 also trips TF's seed check).
+            tf.random.set_seed(1)
+            return records.shuffle(d.shuffle_buffer, seed=base_seed + index)   # each epoch is iterated once
+
+        def decode(serialized):
+            parsed = tf.io.parse_single_example(serialized, {schema.IMAGE_PNG: schema.SCENE_FEATURES[schema.IMAGE_PNG]})
+            return tf.ensure_shape(tf.io.decode_png(parsed[schema.IMAGE_PNG], channels=3), [size, size, 3])
+
+        ds = tf.data.Dataset.range(first_epoch, 2 ** 62).flat_map(epoch).skip(offset)
+        ds = ds.map(decode, num_parallel_calls=d.reader_parallelism, deterministic=True)
+        ds = ds.batch(int(batch_size), drop_remainder=True).prefetch(d.prefetch)
+        return ds.with_options(data._options(self.config))
+
+    def build_train_dataset(self, skip_batches: int) -> tf.data.Dataset:
+        """The `Stage` hook: reals at the first phase's batch size. `run` uses `reals_dataset` per phase instead."""
+        batch = self.config.gan.n_critic * build_schedule(self.config).phase_at(0).minibatch_size
+        return self.reals_dataset(skip_batches * batch, batch)
+
+    # --- model ------------------------------------------------------------------------------------------------
+    def build_model(self) -> ProgressiveGAN:
+        return build_gan(self.config)
+
+    def restore(self) -> Tuple[ProgressiveGAN, tf.train.CheckpointManager, tf.Variable]:
+        """Builds the GAN and restores the latest checkpoint of this stage, if any. Returns (gan, manager, step);
+        after it `gan.phase` is where training stands."""
+        with self.strategy.scope():
+            gan = self.build_model()
+            step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        checkpoint = tf.train.Checkpoint(gan=gan, step=step)
+        manager = tf.train.CheckpointManager(checkpoint, self.checkpoint_dir,
+                                             max_to_keep=self.config.train.keep_checkpoints)
+        if manager.latest_checkpoint:
+            checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+            print(f"[gan] resumed from {manager.latest_checkpoint} (step {int(step.numpy())}, "
+                  f"{int(gan.images_shown.numpy())} images shown, {describe(gan.phase)})", flush=True)
+        return gan, manager, step
+
+    @staticmethod
+    def _weights_finite(gan: ProgressiveGAN) -> bool:
+        return all(bool(np.all(np.isfinite(v.numpy()))) for v in gan.generator.trainable_variables
+                   + gan.discriminator.trainable_variables)
+
+    # --- the driver -------------------------------------------------------------------------------------------
+    def run(self) -> Dict[str, float]:
+        tf.io.gfile.makedirs(self.stage_dir)
+        self.config.save(os.path.join(self.stage_dir, "config.json"))
+        g = self.config.gan
+        total_images = int(round(g.total_kimg * 1000))
+        checkpoint_every = max(1, int(g.checkpoint_every))
+        gan, manager, step_var = self.restore()
+        schedule = gan.schedule
+        if total_images < schedule.images_until_full_resolution():
+            print(f"[gan] warning: total_kimg {g.total_kimg:g} ends before {schedule.max_resolution} px is fully "
+                  f"faded in ({schedule.images_until_full_resolution() / 1000:g} kimg)", flush=True)
+        writer = tf.summary.create_file_writer(self.tensorboard_dir)
+        progress = GanProgress(self, writer, int(step_var.numpy()), total_images)
+        progress.set_model(gan)
+
+        def shown() -> int:
+            return int(gan.images_shown.numpy())
+
+        def last_good() -> str:
+            return (f"the last good checkpoint is kept: {manager.latest_checkpoint}" if manager.latest_checkpoint
+                    else f"no checkpoint had been written yet in {self.checkpoint_dir}")
+
+        def save_checkpoint():
+            if not self._weights_finite(gan):
+                raise training.NonFiniteLossError(
+                    f"non-finite weights at step {progress.step}; stopped without saving, {last_good()}.")
+            step_var.assign(progress.step)
+            manager.save(checkpoint_number=progress.step)
+
+        phase = gan.sync_phase()
+        to_train = shown() < total_images
+        if not to_train:
+            print(f"[gan] already trained on {shown()} images (>= {total_images}); nothing to do", flush=True)
+        else:
+            print(f"[gan] training from {shown()} to {total_images} images on {self.num_train_images} train scenes; "
+                  f"{describe(phase)}; TensorBoard: tensorboard --logdir {self.tensorboard_dir}", flush=True)
+            if progress.step == 0:
+                self._write_reals(writer, gan)
+            progress.write_grid()
+        last_logs: Dict[str, float] = {}
+        while shown() < total_images:
+            batch = gan.real_batch_size()
+            steps = min(gan.steps_until_next_phase() or math.inf,
+                        checkpoint_every - progress.step % checkpoint_every,
+                        math.ceil((total_images - shown()) / batch))
+            history = gan.fit(self.reals_dataset(shown(), batch), steps_per_epoch=int(steps), epochs=1,
+                              shuffle=False, verbose=0, callbacks=[progress])
+            if progress.non_finite is not None:
+                raise training.NonFiniteLossError(
+                    f"non-finite loss at step {progress.step} ({describe(gan.phase)}): {progress.non_finite}. "
+                    f"Stopped; {last_good()}. Check the data, or lower the learning rate (tfvgs.gan.pggan_adam).")
+            last_logs = {k: float(v[-1]) for k, v in history.history.items() if v}
+            previous, phase = phase, gan.sync_phase()   # resets Adam at a phase change *before* a checkpoint
+            if (phase.level, phase.in_transition) != (previous.level, previous.in_transition):
+                print(f"[gan] step {progress.step}: {shown()} images shown, now {describe(phase)}", flush=True)
+                progress.write_grid()
+            if progress.step % checkpoint_every == 0 or shown() >= total_images:
+                save_checkpoint()
+        if to_train:
+            progress.write_grid()
+        writer.close()
+        self.save(gan)
+        info = gan_io.read_info(self.workdir)
+        rate = progress.images_per_second()
+        print(f"[gan] {shown()} images shown ({describe(gan.phase)}); generator saved to {self.model_path}"
+              + (f"; {rate:.1f} img/s this run" if math.isfinite(rate) else ""), flush=True)
+        return {**last_logs, "images_shown": float(shown()), "step": float(progress.step),
+                "resolution": float(info.get("resolution", gan.phase.resolution)), "images_per_second": rate}
+
+    def _write_reals(self, writer, gan: ProgressiveGAN):
+        """A grid of real training images once, to compare the samples with."""
+        count = self.config.gan.num_grid_images
+        images = next(iter(self.reals_dataset(0, count))).numpy()
+        from tfvgs.draw import image_grid
+        with writer.as_default(step=0):
+            tf.summary.image("samples/reals", image_grid(images)[None], description="real training images")
+        writer.flush()
+
+    def save(self, gan: ProgressiveGAN) -> None:
+        phase = gan.phase
+        shown = int(gan.images_shown.numpy())
+        full = gan.schedule.images_until_full_resolution()
+        gan_io.save_generator(gan.sampling_generator, self.stage_dir, {
+            "images_shown": shown, "level": phase.level, "resolution": phase.resolution, "alpha": phase.alpha,
+            "fully_grown": phase.level == gan.schedule.max_level and not phase.in_transition,
+            "images_until_full_resolution": full, "ema": gan.generator_ema is not None, "config": self.config.name})
