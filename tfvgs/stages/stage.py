@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import abc
 import os
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import keras
 import tensorflow as tf
@@ -78,6 +78,13 @@ class Stage(abc.ABC):
     def save(self, model: keras.Model) -> None:
         model.save(self.model_path)
 
+    def schedule(self) -> Tuple[int, int]:
+        """(total steps, steps between checkpoints); stages with their own config section override it."""
+        return self.config.train.steps, self.config.train.checkpoint_every
+
+    def after_training(self, model: keras.Model, logs: Dict[str, float]) -> None:
+        """Runs once the model is saved (e.g. a held-out evaluation)."""
+
     # --- the shared driver -------------------------------------------------------------------------------------
 
     def run(self) -> Dict[str, float]:
@@ -88,11 +95,13 @@ class Stage(abc.ABC):
             model = self.build_model()
             manager = training.restore_or_initialize(model, self.checkpoint_dir, t.keep_checkpoints,
                                                      lambda: self.initialize(model))
+        steps, checkpoint_every = self.schedule()
         logs = training.fit_resumable(
-            model, self.build_train_dataset, steps=t.steps, checkpoint_every=t.checkpoint_every, manager=manager,
+            model, self.build_train_dataset, steps=steps, checkpoint_every=checkpoint_every, manager=manager,
             callbacks=[training.ScalarSummaries(self.tensorboard_dir, t.log_every), *self.callbacks(model)],
             validation_data=self.build_val_dataset())
         self.save(model)
         print(f"[{self.name}] model saved to {self.model_path}; TensorBoard: tensorboard --logdir "
               f"{self.tensorboard_dir}", flush=True)
+        self.after_training(model, logs)
         return logs
