@@ -17,7 +17,7 @@ from typing import Dict
 import keras
 import tensorflow as tf
 
-from tfvgs import data, training
+from tfvgs import data
 from tfvgs.describe import evaluate_segmenter
 from tfvgs.models.attribute_segmenter import AttributeSegmenter, segmentation_targets
 from tfvgs.stages.stage import Stage
