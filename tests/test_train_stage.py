@@ -32,7 +32,7 @@ def test_davenet_stage_trains_saves_and_evaluates(tiny_world, tmp_path):
     workdir = str(tmp_path / "w")
     logs = train.main(["--stage", "davenet", "--config", "tiny", "--data_dir", tiny_world["pairs"],
                        "--workdir", workdir])
-    assert np.isfinite(logs["loss"]) and "sampled_loss" in logs and "val_loss" in logs
+    assert np.isfinite(logs["loss"]) and "semi_hard_loss" in logs and "val_loss" in logs
     assert os.path.exists(os.path.join(workdir, "davenet", "model.keras"))
     saved = json.load(open(os.path.join(workdir, "davenet", "config.json")))
     assert saved["name"] == "tiny"
