@@ -95,7 +95,6 @@ def results():
     return json.loads(lines[-1][len("RESULT "):])
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("index", range(len(SETTINGS)), ids=[
     f"{s['similarity']}-{s['loss']}{'-edits' if s['edits'] else ''}" for s in SETTINGS])
 def test_two_replicas_match_one_device(results, index):

@@ -37,7 +37,12 @@ def test_davenet_stage_trains_saves_and_evaluates(tiny_world, tmp_path):
     saved = json.load(open(os.path.join(workdir, "davenet", "config.json")))
     assert saved["name"] == "tiny"
     assert tf.train.latest_checkpoint(os.path.join(workdir, "davenet", "checkpoints")).endswith("-12")
-    assert os.listdir(os.path.join(workdir, "davenet", "tensorboard"))
+    tags = set()
+    for event_file in tf.io.gfile.glob(os.path.join(workdir, "davenet", "tensorboard", "events.*")):
+        for event in tf.compat.v1.train.summary_iterator(event_file):
+            tags.update(v.tag for v in event.summary.value)
+    for tag in ("train/loss", "train/learning_rate", "val/recall/mean@10", "matchmap_overlay", "captions"):
+        assert any(t.startswith(tag) for t in tags), (tag, sorted(tags))
     metrics = evaluate.main(["--workdir", workdir, "--data_dir", tiny_world["pairs"], "--stage", "davenet",
                              "--split", "train", "--num_pairs", "16"])
     written = json.load(open(os.path.join(workdir, "eval", "davenet", "metrics.json")))

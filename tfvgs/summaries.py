@@ -71,3 +71,26 @@ class MatchmapSummaries(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         if int(self.model.optimizer.iterations.numpy()) % self.every == 0:
             self._write_images()
+
+
+class RecallSummaries(keras.callbacks.Callback):
+    """At the end of every checkpoint chunk: retrieval recall@1/5/10 on a fixed set of held-out pairs, to
+    TensorBoard (val/recall/...), so progress is visible in the metric the papers report, not only in the loss."""
+
+    def __init__(self, log_dir: str, dataset: tf.data.Dataset, num_pairs: int, kind: str):
+        super().__init__()
+        self.writer = tf.summary.create_file_writer(log_dir)
+        self.dataset, self.num_pairs, self.kind = dataset, num_pairs, kind
+
+    def on_epoch_end(self, epoch, logs=None):
+        from tfvgs import retrieval
+        result = retrieval.evaluate_retrieval(self.model, self.dataset, self.num_pairs, self.kind)
+        step = int(self.model.optimizer.iterations.numpy())
+        with self.writer.as_default(step=step):
+            for direction in ("audio_to_image", "image_to_audio", "mean"):
+                for k, value in result["recall"][direction].items():
+                    tf.summary.scalar(f"val/recall/{direction}@{k}", value)
+        self.writer.flush()
+        mean = result["recall"]["mean"]
+        print(f"\n  val recall over {result['n_pairs']} pairs ({self.kind}): R@1 {100 * mean['1']:.1f} "
+              f"R@5 {100 * mean['5']:.1f} R@10 {100 * mean['10']:.1f}", flush=True)

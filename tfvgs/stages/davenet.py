@@ -10,7 +10,7 @@ import tensorflow as tf
 from tfvgs import data, training
 from tfvgs.models import DualEncoder, build_audio_encoder, build_image_encoder
 from tfvgs.stages.stage import Stage
-from tfvgs.summaries import MatchmapSummaries
+from tfvgs.summaries import MatchmapSummaries, RecallSummaries
 
 
 def build_dual_encoder(config, loss: Optional[str] = None) -> DualEncoder:
@@ -50,9 +50,11 @@ class DavenetStage(Stage):
         return build_dual_encoder(self.config, self.loss)
 
     def callbacks(self, model):
-        pairs = data.pairs_dataset(self.data_dir, "val", self.config, self.config.train.summary_pairs)
-        return [MatchmapSummaries(self.tensorboard_dir, next(iter(pairs)), self.config,
-                                  every=self.config.train.checkpoint_every)]
+        t = self.config.train
+        pairs = data.pairs_dataset(self.data_dir, "val", self.config, t.summary_pairs)
+        recall_pairs = data.pairs_dataset(self.data_dir, "val", self.config, batch_size=min(64, t.eval_pairs))
+        return [MatchmapSummaries(self.tensorboard_dir, next(iter(pairs)), self.config, every=t.checkpoint_every),
+                RecallSummaries(self.tensorboard_dir, recall_pairs, t.eval_pairs, self.config.model.eval_similarity)]
 
 
 class HardNegativesStage(DavenetStage):
