@@ -105,6 +105,18 @@ class WriteSplitRecords(beam.PTransform):
         return results
 
 
+def clear_previous_outputs(output_dir: str, splits: Sequence[str]) -> None:
+    """Removes shards and dead letters an earlier run left in output_dir: WriteToTFRecord never deletes them, and
+    shards of a run with another shard count would otherwise be read together with the new ones."""
+    import tensorflow as tf
+    stale = [f for split in splits for f in tf.io.gfile.glob(os.path.join(output_dir, f"{split}-?????-of-?????.tfrecord"))]
+    stale += tf.io.gfile.glob(os.path.join(output_dir, "rejected.jsonl"))
+    for path in stale:
+        tf.io.gfile.remove(path)
+    if stale:
+        print(f"removed {len(stale)} output file(s) of an earlier run in {output_dir}")
+
+
 def query_counters(result) -> Dict[str, int]:
     """All counters of our namespace after the pipeline finished (committed where the runner has them)."""
     counts: Dict[str, int] = {}

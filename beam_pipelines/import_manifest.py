@@ -2,7 +2,8 @@
 
     python -m beam_pipelines.import_manifest --manifest M.json --output_dir O --config PRESET [--split train]
 
-The manifest uses the Places / SpokenCOCO layout of the DAVEnet code:
+The manifest uses the Places layout of the DAVEnet code (SpokenCOCO's per-image `captions` lists must first be
+flattened into one entry per caption):
     {"image_base_path": "...", "audio_base_path": "...",
      "data": [{"image": "rel/path.jpg", "wav": "rel/path.wav", "uttid": "...", "speaker": "...", ...}, ...]}
 Relative paths are resolved under the base paths (local or gs://). Images are centre-cropped to a square and resized
@@ -151,7 +152,7 @@ def build_pipeline(p: beam.Pipeline, config: config_lib.Config, manifest: Dict[s
 
 def run(argv: Optional[Sequence[str]] = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--manifest", required=True, help="Places/SpokenCOCO-style JSON manifest")
+    parser.add_argument("--manifest", required=True, help="DAVEnet Places-layout JSON manifest")
     parser.add_argument("--output_dir", required=True)
     parser.add_argument("--split", default="train", choices=SPLITS, help="split the imported pairs belong to")
     config_lib.add_config_flags(parser)
@@ -160,6 +161,7 @@ def run(argv: Optional[Sequence[str]] = None) -> dict:
     manifest = load_manifest(args.manifest)
     import tensorflow as tf
     tf.io.gfile.makedirs(args.output_dir)
+    common.clear_previous_outputs(args.output_dir, SPLITS)
     config.save(os.path.join(args.output_dir, "config.json"))
     with beam.Pipeline(options=options) as p:
         build_pipeline(p, config, manifest, args.output_dir, args.split)

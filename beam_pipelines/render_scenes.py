@@ -99,6 +99,7 @@ def run(argv: Optional[Sequence[str]] = None) -> dict:
         raise ValueError(f"--num_scenes must be positive. Received: {num_scenes}")
     import tensorflow as tf
     tf.io.gfile.makedirs(args.output_dir)
+    common.clear_previous_outputs(args.output_dir, SPLITS)
     config.save(os.path.join(args.output_dir, "config.json"))
     with beam.Pipeline(options=options) as p:
         build_pipeline(p, config, args.output_dir, num_scenes)

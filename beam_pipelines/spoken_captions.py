@@ -62,6 +62,8 @@ class PlanCaptionsFn(beam.DoFn):
             image_png = f[schema.IMAGE_PNG].bytes_list.value[0]
             split = f[schema.SPLIT].bytes_list.value[0].decode()
             index = int(f[schema.SCENE_INDEX].int64_list.value[0])
+            if split not in SPLITS:
+                raise ValueError(f"unknown split {split!r} (expected one of {SPLITS})")
         except Exception as e:  # noqa: BLE001
             self._read.inc()
             yield self._reject("unparseable-scene-record", f"{type(e).__name__}: {e}")
@@ -110,14 +112,18 @@ class SpeakFn(beam.DoFn):
             if error is None and not speech_config.min_seconds <= seconds <= speech_config.max_seconds:
                 error = (f"speech length {seconds:.2f} s outside [{speech_config.min_seconds}, "
                          f"{speech_config.max_seconds}] s")
+            if error is None:
+                try:
+                    logmel = self._log_mel(waveform)
+                    record = schema.encode_pair_record(
+                        pair_id=item["pair_id"], image_png=item["image_png"], logmel=logmel, caption=item["caption"],
+                        voice=item["voice"].spec, split=item["split"], caption_style=self.style,
+                        scene_json=item["scene_json"])
+                except Exception as e:  # noqa: BLE001 - rejected with its reason, never dropped
+                    error = f"{type(e).__name__}: {e}"
             if error is not None:
                 yield self._reject(item["pair_id"], error, item["caption"])
                 continue
-            logmel = self._log_mel(waveform)
-            record = schema.encode_pair_record(pair_id=item["pair_id"], image_png=item["image_png"], logmel=logmel,
-                                               caption=item["caption"], voice=item["voice"].spec,
-                                               split=item["split"], caption_style=self.style,
-                                               scene_json=item["scene_json"])
             yield item["split"], record
 
 
@@ -154,9 +160,12 @@ def run(argv: Optional[Sequence[str]] = None) -> dict:
     if not tf.io.gfile.glob(shard_pattern(args.scenes_dir, "*")):
         raise FileNotFoundError(f"--scenes_dir {args.scenes_dir}: no scene shards "
                                 f"({shard_pattern(args.scenes_dir, '*')}); run beam_pipelines.render_scenes first")
-    from tfvgs import speech
-    speech.check_espeak()  # fail before the pipeline starts, with the install command
+    from apache_beam.options.pipeline_options import StandardOptions
+    if options.view_as(StandardOptions).runner in ("DirectRunner", "direct"):
+        from tfvgs import speech
+        speech.check_espeak()  # fail before a local pipeline starts, with the install command
     tf.io.gfile.makedirs(args.output_dir)
+    common.clear_previous_outputs(args.output_dir, SPLITS)
     config.save(os.path.join(args.output_dir, "config.json"))
     with beam.Pipeline(options=options) as p:
         build_pipeline(p, config, args.scenes_dir, args.output_dir, args.captions_per_image, args.style,

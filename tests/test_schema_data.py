@@ -101,6 +101,13 @@ def test_training_dataset_is_seeded_and_drops_remainder(tmp_path, tiny_config):
     assert order(1) != order(2)
 
 
+def test_shards_of_two_runs_are_not_mixed(tmp_path, tiny_config):
+    write_shards(str(tmp_path / "train"), [make_pair(i, 20)[0] for i in range(4)], num_shards=2)
+    write_shards(str(tmp_path / "train"), [make_pair(i, 20)[0] for i in range(4)], num_shards=3)
+    with pytest.raises(ValueError, match="do not form one complete set"):
+        data.list_shards(str(tmp_path), "train")
+
+
 def test_missing_shards_and_corrupt_shard_are_named(tmp_path, tiny_config):
     with pytest.raises(FileNotFoundError, match="No TFRecord shards for split 'val'"):
         data.list_shards(str(tmp_path), "val")

@@ -57,6 +57,31 @@ def test_davenet_stage_trains_saves_and_evaluates(tiny_world, tmp_path):
     assert from_checkpoint["recall"] == metrics["recall"]
 
 
+def test_recall_counts_ties_against_the_query_and_refuses_nan():
+    collapsed = retrieval.recall_at_k(np.ones((3, 3)), ks=(1, 2, 3))
+    assert collapsed["audio_to_image"] == {"1": 0.0, "2": 0.0, "3": 1.0}
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        retrieval.recall_at_k(np.array([[1.0, np.nan], [0.0, 1.0]]))
+
+
+def test_hard_negatives_starts_from_davenet_weights_with_a_fresh_optimizer(tiny_world, tmp_path):
+    workdir = str(tmp_path / "w")
+    common = ["--config", "tiny", "--data_dir", tiny_world["pairs"], "--workdir", workdir]
+    train.main(["--stage", "davenet", *common, "--set", "train.steps=4"])
+    logs = train.main(["--stage", "hard_negatives", *common, "--set", "train.steps=4"])
+    assert "hardest_loss" in logs
+    assert tf.train.latest_checkpoint(os.path.join(workdir, "hard_negatives", "checkpoints")).endswith("-4")
+
+
+def test_resuming_with_other_settings_is_refused(tiny_world, tmp_path):
+    workdir = str(tmp_path / "w")
+    common = ["--stage", "davenet", "--config", "tiny", "--data_dir", tiny_world["pairs"], "--workdir", workdir]
+    train.main([*common, "--set", "train.steps=4"])
+    with pytest.raises(ValueError, match="train.batch_size=8"):
+        train.main([*common, "--set", "train.steps=8", "--set", "train.batch_size=4"])
+    train.main([*common, "--set", "train.steps=8"])  # more steps with the same settings resumes
+
+
 def test_hard_negatives_needs_davenet_first(tiny_world, tmp_path):
     with pytest.raises(FileNotFoundError, match="run `python -m tfvgs.train --stage davenet` first"):
         train.main(["--stage", "hard_negatives", "--config", "tiny", "--data_dir", tiny_world["pairs"],

@@ -67,6 +67,8 @@ def decode_audio(data: bytes, source: str = "<bytes>", sample_rate: int = 16000,
         raise AudioError(f"{source}: no audio samples")
     if not np.all(np.isfinite(samples)):
         raise AudioError(f"{source}: audio contains NaN or infinite samples")
+    if rate <= 0:
+        raise AudioError(f"{source}: invalid sample rate {rate} in the file header")
     seconds = samples.size / float(rate)
     if seconds < min_seconds:
         raise AudioError(f"{source}: audio too short ({seconds:.3f} s < {min_seconds} s)")

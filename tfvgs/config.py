@@ -123,6 +123,7 @@ class GanConfig:
 class SegmenterConfig:
     """The attribute segmenter that describes what the GAN drew (paper 000 sec. 6.1)."""
     width: int = 64                     # base channel count of the fully convolutional network
+    depth: int = 3                      # U-Net levels; image sizes must be divisible by 2**depth
     batch_size: int = 32
     steps: int = 20000
     learning_rate: float = 1e-3

@@ -27,10 +27,14 @@ def list_shards(data_dir: str, split: str) -> List[str]:
     files = sorted(tf.io.gfile.glob(pattern))
     if not files:
         raise FileNotFoundError(f"No TFRecord shards for split {split!r}: nothing matches {pattern}")
+    totals = {f.rsplit("-of-", 1)[1] for f in files}
+    if len(totals) != 1 or len(files) != int(next(iter(totals)).split(".")[0]):
+        raise ValueError(f"Shards of split {split!r} in {data_dir} do not form one complete set (found {len(files)} "
+                         f"files of totals {sorted(totals)}): remove stale shards from an earlier run")
     return files
 
 
-def _options(config: Config) -> tf.data.Options:
+def dataset_options(config: Config) -> tf.data.Options:
     options = tf.data.Options()
     options.autotune.enabled = False
     options.threading.private_threadpool_size = max(1, config.data.reader_parallelism)
@@ -49,7 +53,8 @@ def image_to_uint8(image: tf.Tensor) -> tf.Tensor:
 
 
 def _prepare_pair(example: Dict[str, tf.Tensor], config: Config, image_size: int) -> Dict[str, tf.Tensor]:
-    logmel, nframes = features.pad_or_crop(example["logmel"], config.features.max_frames,
+    logmel = tf.ensure_shape(example["logmel"], [None, config.features.num_mel_bins])  # records of another config fail here
+    logmel, nframes = features.pad_or_crop(logmel, config.features.max_frames,
                                            features.padding_value(config.features))
     image = tf.ensure_shape(example["image"], [image_size, image_size, 3])
     return {
@@ -65,9 +70,11 @@ def _prepare_pair(example: Dict[str, tf.Tensor], config: Config, image_size: int
 
 def pairs_dataset(data_dir: str, split: str, config: Config, batch_size: int, *, training: bool = False,
                   seed: Optional[int] = None, repeat: bool = False, image_size: Optional[int] = None,
-                  drop_remainder: Optional[bool] = None) -> tf.data.Dataset:
+                  drop_remainder: Optional[bool] = None, skip_examples: int = 0) -> tf.data.Dataset:
     """Batches of spoken pairs: image [B,S,S,3] float, logmel [B,max_frames,bins], nframes [B] int32, pair_id,
-    caption (strings, for analysis only) and latent [B,z] (zero-width when the images were not GAN-drawn)."""
+    caption (strings, for analysis only) and latent [B,z] (zero-width when the images were not GAN-drawn).
+
+    `skip_examples` skips raw records before any decoding (cheap), e.g. to resume an endless training stream."""
     image_size = image_size or config.world.image_size
     files = list_shards(data_dir, split)
     seed = config.seed if seed is None else seed
@@ -80,15 +87,17 @@ def pairs_dataset(data_dir: str, split: str, config: Config, batch_size: int, *,
         ds = ds.shuffle(config.data.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()
+    if skip_examples:
+        ds = ds.skip(skip_examples)
     ds = ds.map(lambda s: _prepare_pair(schema.parse_pair(s), config, image_size),
                 num_parallel_calls=config.data.reader_parallelism, deterministic=True)
     ds = ds.batch(batch_size, drop_remainder=training if drop_remainder is None else drop_remainder)
     ds = ds.prefetch(config.data.prefetch)
-    return ds.with_options(_options(config))
+    return ds.with_options(dataset_options(config))
 
 
 def scenes_dataset(data_dir: str, split: str, config: Config, batch_size: int, *, training: bool = False,
-                   seed: Optional[int] = None, repeat: bool = False) -> tf.data.Dataset:
+                   seed: Optional[int] = None, repeat: bool = False, skip_examples: int = 0) -> tf.data.Dataset:
     """Batches of rendered scenes: image float [-1,1], instance_mask uint8, attributes uint8 [B,S,S,4], scene_json."""
     files = list_shards(data_dir, split)
     seed = config.seed if seed is None else seed
@@ -107,18 +116,22 @@ def scenes_dataset(data_dir: str, split: str, config: Config, batch_size: int, *
         ds = ds.shuffle(config.data.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()
+    if skip_examples:
+        ds = ds.skip(skip_examples)
     ds = ds.map(lambda s: prepare(schema.parse_scene(s)), num_parallel_calls=config.data.reader_parallelism,
                 deterministic=True)
     ds = ds.batch(batch_size, drop_remainder=training).prefetch(config.data.prefetch)
-    return ds.with_options(_options(config))
+    return ds.with_options(dataset_options(config))
 
 
-def count_records(files: List[str]) -> int:
-    """Counts records, naming the shard if one is corrupt (tf.data's own error does not say which file)."""
+def count_records(files: List[str], limit: Optional[int] = None) -> int:
+    """Counts records (up to `limit`), naming the shard if one is corrupt (tf.data's own error does not say which)."""
     total = 0
     for path in files:
+        if limit is not None and total >= limit:
+            return limit
         try:
             total += sum(1 for _ in tf.data.TFRecordDataset(path))
         except tf.errors.DataLossError as e:
             raise tf.errors.DataLossError(None, None, f"Corrupt TFRecord shard {path}: {e.message}") from e
-    return total
+    return total if limit is None else min(total, limit)

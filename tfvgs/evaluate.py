@@ -26,7 +26,7 @@ def load_stage_model(workdir: str, stage: str, config: config_lib.Config, from_c
     import tfvgs.models  # noqa: F401  registers the serialisable classes
     path = os.path.join(workdir, stage, "model.keras")
     if not from_checkpoint:
-        if not os.path.exists(path):
+        if not tf.io.gfile.exists(path):
             raise FileNotFoundError(f"no trained model for stage {stage!r}: {path} is missing (run python -m "
                                     f"tfvgs.train --stage {stage} first, or pass --from_checkpoint)")
         return keras.saving.load_model(path)
@@ -43,7 +43,8 @@ def load_stage_model(workdir: str, stage: str, config: config_lib.Config, from_c
 
 def stage_config(workdir: str, stage: str, fallback: config_lib.Config) -> config_lib.Config:
     path = os.path.join(workdir, stage, "config.json")
-    return config_lib.Config.load(path) if os.path.exists(path) else fallback
+    import tensorflow as tf
+    return config_lib.Config.load(path) if tf.io.gfile.exists(path) else fallback
 
 
 def write_report(path: str, stage: str, metrics: dict) -> None:
@@ -56,7 +57,8 @@ def write_report(path: str, stage: str, metrics: dict) -> None:
         lines.append(f"| {name} | " + " | ".join(f"{100 * r[name][k]:.1f}" for k in ("1", "5", "10")) + " |")
     lines += ["", "Paper 000 Table 2 (synthetic captions, mean of both directions, 500 pairs): "
               + "; ".join(f"{k} {v[0]}/{v[1]}/{v[2]}" for k, v in PAPER_TABLE2_SYNTHETIC.items()), ""]
-    with open(path, "w") as f:
+    import tensorflow as tf
+    with tf.io.gfile.GFile(path, "w") as f:
         f.write("\n".join(lines))
 
 
@@ -87,9 +89,10 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     metrics.update({"stage": args.stage, "split": args.split, "seconds": time.perf_counter() - start})
     if metrics["n_pairs"] < num_pairs:
         print(f"note: only {metrics['n_pairs']} pairs in split {args.split!r} (asked for {num_pairs})")
+    import tensorflow as tf
     out_dir = os.path.join(args.workdir, "eval", args.stage)
-    os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, "metrics.json"), "w") as f:
+    tf.io.gfile.makedirs(out_dir)
+    with tf.io.gfile.GFile(os.path.join(out_dir, "metrics.json"), "w") as f:
         json.dump(metrics, f, indent=2, sort_keys=True)
     write_report(os.path.join(out_dir, "report.md"), args.stage, metrics)
     m = metrics["recall"]["mean"]

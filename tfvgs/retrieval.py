@@ -10,11 +10,13 @@ import tensorflow as tf
 from tfvgs import similarity as sim
 
 
-def embed_pairs(model, dataset: tf.data.Dataset, max_pairs: int) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor, list]:
-    """Image features [N,H',W',D], audio features [N,T',D], valid frames [N] and pair ids of up to max_pairs."""
+def embed_pairs(model, dataset: tf.data.Dataset, max_pairs: int, encode=None
+                ) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor, list]:
+    """Image features [N,H',W',D], audio features [N,T',D], valid frames [N] and pair ids of up to max_pairs.
+    `encode` (batch -> model outputs) lets callers reuse one traced function across calls."""
     images, audios, frames, ids = [], [], [], []
     count = 0
-    encode = tf.function(lambda b: model(b, training=False))
+    encode = encode or tf.function(lambda b: model(b, training=False))
     for batch in dataset:
         i, a, f = encode({k: batch[k] for k in ("image", "logmel", "nframes")})
         images.append(i), audios.append(a), frames.append(f)
@@ -35,10 +37,14 @@ def recall_at_k(scores: tf.Tensor, ks: Sequence[int] = (1, 5, 10)) -> Dict[str, 
     """
     scores = tf.convert_to_tensor(scores)
     n = int(scores.shape[0])
+    if not bool(tf.reduce_all(tf.math.is_finite(scores))):
+        raise ValueError("similarity scores contain NaN or infinite values: the model is broken")
     positive = tf.linalg.diag_part(scores)
-    # rank of the true match = number of candidates scoring strictly higher (ties count in our favour)
-    a2i_rank = tf.reduce_sum(tf.cast(scores > positive[None, :], tf.int32), axis=0)   # per caption
-    i2a_rank = tf.reduce_sum(tf.cast(scores > positive[:, None], tf.int32), axis=1)   # per image
+    # rank of the true match = number of other candidates scoring at least as high (ties count against the query,
+    # so a collapsed model with all scores equal gets recall 0, not 100)
+    not_self = 1 - tf.eye(n, dtype=tf.int32)
+    a2i_rank = tf.reduce_sum(tf.cast(scores >= positive[None, :], tf.int32) * not_self, axis=0)   # per caption
+    i2a_rank = tf.reduce_sum(tf.cast(scores >= positive[:, None], tf.int32) * not_self, axis=1)   # per image
     out = {}
     for name, rank in (("audio_to_image", a2i_rank), ("image_to_audio", i2a_rank)):
         out[name] = {str(k): float(np.mean(rank.numpy() < k)) for k in ks}
@@ -47,7 +53,7 @@ def recall_at_k(scores: tf.Tensor, ks: Sequence[int] = (1, 5, 10)) -> Dict[str, 
     return out
 
 
-def evaluate_retrieval(model, dataset, num_pairs: int, kind: str = "misa") -> Dict:
-    image_feats, audio_feats, frames, ids = embed_pairs(model, dataset, num_pairs)
+def evaluate_retrieval(model, dataset, num_pairs: int, kind: str = "misa", encode=None) -> Dict:
+    image_feats, audio_feats, frames, ids = embed_pairs(model, dataset, num_pairs, encode)
     scores = sim.similarity_matrix(image_feats, audio_feats, frames, kind)
     return {"n_pairs": len(ids), "similarity": kind, "recall": recall_at_k(scores)}

@@ -84,7 +84,11 @@ class RecallSummaries(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         from tfvgs import retrieval
-        result = retrieval.evaluate_retrieval(self.model, self.dataset, self.num_pairs, self.kind)
+        if self.model.stop_training:  # e.g. a non-finite loss: there is nothing meaningful to measure
+            return
+        if getattr(self, "_encode", None) is None:
+            self._encode = tf.function(lambda b: self.model(b, training=False))
+        result = retrieval.evaluate_retrieval(self.model, self.dataset, self.num_pairs, self.kind, self._encode)
         step = int(self.model.optimizer.iterations.numpy())
         with self.writer.as_default(step=step):
             for direction in ("audio_to_image", "image_to_audio", "mean"):

@@ -19,7 +19,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     from tfvgs import stages
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stage", required=True, choices=stages.stage_names())
-    parser.add_argument("--data_dir", required=True, help="spoken-pair TFRecords (beam_pipelines.spoken_captions)")
+    parser.add_argument("--data_dir", required=True,
+                        help="spoken-pair TFRecords for the DAVEnet stages; rendered-scene TFRecords for gan and "
+                             "segmenter")
     parser.add_argument("--workdir", required=True, help="where checkpoints, TensorBoard logs and models go")
     config_lib.add_config_flags(parser)
     return parser.parse_args(argv)

@@ -69,12 +69,17 @@ class CheckpointEveryChunk(keras.callbacks.Callback):
             self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
+        # the loss is computed before the update, so the update itself may have made the weights non-finite
+        if self.finite and not all(bool(tf.reduce_all(tf.math.is_finite(w))) for w in self.model.trainable_weights):
+            self.finite = False
+            self.model.stop_training = True
         if self.finite:
             self.manager.save(checkpoint_number=int(self.model.optimizer.iterations.numpy()))
 
 
 class ScalarSummaries(keras.callbacks.Callback):
-    """Every `every` steps: all logged values and the learning rate to TensorBoard, keyed by optimizer step."""
+    """Every `every` steps: all logged values and the learning rate to TensorBoard, keyed by optimizer step.
+    Keras' logged values are running means since the start of the current checkpoint chunk."""
 
     def __init__(self, log_dir: str, every: int):
         super().__init__()

@@ -34,13 +34,13 @@ class DavenetStage(Stage):
     loss: Optional[str] = None  # None: config.model.loss
 
     def build_train_dataset(self, skip_batches: int) -> tf.data.Dataset:
-        ds = data.pairs_dataset(self.data_dir, "train", self.config, self.config.train.batch_size, training=True,
-                                repeat=True, seed=self.config.seed)
-        return ds.skip(skip_batches)
+        batch = self.config.train.batch_size
+        return data.pairs_dataset(self.data_dir, "train", self.config, batch, training=True, repeat=True,
+                                  seed=self.config.seed, skip_examples=skip_batches * batch)
 
     def build_val_dataset(self):
         batch = self.config.train.batch_size
-        pairs = min(data.count_records(data.list_shards(self.data_dir, "val")), self.config.train.eval_pairs)
+        pairs = data.count_records(data.list_shards(self.data_dir, "val"), limit=self.config.train.eval_pairs)
         batches = max(1, -(-pairs // batch))
         ds = data.pairs_dataset(self.data_dir, "val", self.config, batch).take(batches)
         # a known length lets Keras validate without first running the dataset dry (and warning about it)

@@ -220,7 +220,7 @@ class GanStage(Stage):
         ds = tf.data.Dataset.range(first_epoch, 2 ** 62).flat_map(epoch).skip(offset)
         ds = ds.map(decode, num_parallel_calls=d.reader_parallelism, deterministic=True)
         ds = ds.batch(int(batch_size), drop_remainder=True).prefetch(d.prefetch)
-        return ds.with_options(data._options(self.config))
+        return ds.with_options(data.dataset_options(self.config))
 
     def build_train_dataset(self, skip_batches: int) -> tf.data.Dataset:
         """The `Stage` hook: reals at the first phase's batch size. `run` uses `reals_dataset` per phase instead."""

@@ -28,7 +28,7 @@ DEFAULT_DEPTH = 3
 def build_segmenter(config) -> AttributeSegmenter:
     """The configured segmenter, compiled (Adam) and built, optimizer slots included, so checkpoints restore."""
     s = config.segmenter
-    model = AttributeSegmenter(width=s.width, depth=getattr(s, "depth", DEFAULT_DEPTH), seed=config.seed)
+    model = AttributeSegmenter(width=s.width, depth=s.depth, seed=config.seed)
     model.compile(optimizer=keras.optimizers.Adam(s.learning_rate))
     size = config.world.image_size
     model(tf.zeros([1, size, size, 3]), training=False)
@@ -49,9 +49,10 @@ class SegmenterStage(Stage):
         return os.path.join(self.stage_dir, "eval.json")
 
     def build_train_dataset(self, skip_batches: int) -> tf.data.Dataset:
-        ds = data.scenes_dataset(self.data_dir, "train", self.config, self.config.segmenter.batch_size,
-                                 training=True, repeat=True, seed=self.config.seed)
-        return ds.skip(skip_batches).map(to_training_pair, num_parallel_calls=self.config.data.reader_parallelism,
+        batch = self.config.segmenter.batch_size
+        ds = data.scenes_dataset(self.data_dir, "train", self.config, batch, training=True, repeat=True,
+                                 seed=self.config.seed, skip_examples=skip_batches * batch)
+        return ds.map(to_training_pair, num_parallel_calls=self.config.data.reader_parallelism,
                                          deterministic=True)
 
     def build_val_dataset(self):

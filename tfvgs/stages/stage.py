@@ -68,7 +68,12 @@ class Stage(abc.ABC):
         if not tf.io.gfile.exists(path):
             raise FileNotFoundError(f"stage {self.name!r} starts from stage {self.init_from!r}, but {path} does not "
                                     f"exist: run `python -m tfvgs.train --stage {self.init_from}` first")
-        model.load_weights(path)
+        source = keras.saving.load_model(path, compile=False)
+        if [w.shape for w in source.weights] != [w.shape for w in model.weights]:
+            raise ValueError(f"stage {self.name!r} cannot start from {path}: its model has different weights "
+                             f"(was it trained with another --config?)")
+        for target, value in zip(model.weights, source.weights):  # weights only: a fresh optimizer and schedule
+            target.assign(value)
         print(f"initialised {self.name} from {path}", flush=True)
 
     def callbacks(self, model: keras.Model) -> List[keras.callbacks.Callback]:
@@ -87,8 +92,26 @@ class Stage(abc.ABC):
 
     # --- the shared driver -------------------------------------------------------------------------------------
 
+    # Config sections a resumed run must share with the run that wrote its checkpoints (the data order and the
+    # model depend on them); anything else, e.g. train.steps, may change between runs.
+    RESUME_INVARIANTS = ("seed", "world", "features", "data", "model", "train.batch_size", "train.optimizer")
+
+    def check_resume_config(self) -> None:
+        saved_path = os.path.join(self.stage_dir, "config.json")
+        if not (tf.train.latest_checkpoint(self.checkpoint_dir) and tf.io.gfile.exists(saved_path)):
+            return
+        saved, current = Config.load(saved_path).to_dict(), self.config.to_dict()
+        for key in self.RESUME_INVARIANTS:
+            a, b = saved, current
+            for part in key.split("."):
+                a, b = a[part], b[part]
+            if a != b:
+                raise ValueError(f"{self.checkpoint_dir} was written with {key}={a!r}; this run has {key}={b!r}. "
+                                 f"Resume with the same settings, or use another --workdir.")
+
     def run(self) -> Dict[str, float]:
         tf.io.gfile.makedirs(self.stage_dir)
+        self.check_resume_config()
         self.config.save(os.path.join(self.stage_dir, "config.json"))
         t = self.config.train
         with self.strategy.scope():

@@ -1,0 +1,238 @@
+"""Audio CLEVRGAN (paper 000 sec. 3 and 6.1): GAN-drawn scenes, described by the segmenter, captioned and spoken.
+
+    python -m beam_pipelines.audio_clevrgan --workdir W --output_dir D --num_samples N --config PRESET
+        [--style synthetic|natural] [--captions_per_image K] [--set k=v] [beam flags]
+
+W is the workdir the `gan` and `segmenter` stages trained in (W/gan/generator.keras, W/segmenter/model.keras).
+Sample i is drawn by the EMA generator from the latent of seed stable_seed(config.seed, "audio_clevrgan", i)
+(`tfvgs.gan_io.latents_for_seeds`), converted to the uint8 image that is stored, and that very uint8 image is what
+the segmenter describes (`tfvgs.describe`), so the stored PNG, the stored latent and the stored description agree.
+Each confident description is captioned K times (caption k from a seed derived from (config.seed, i, k)), spoken by
+espeak-ng and turned into a log-mel; pair records (`tfvgs.schema.encode_pair_record`) keep the latent `z`, so any
+image can be regenerated and edited at h4 later, and the description with its image index and latent seed as
+scene_json. Samples are split contiguously by index like render_scenes (config.data.split_fractions); train speech
+uses the training voices, val and test speech voices never heard in training.
+
+Accounting is in caption units (read = num_samples * K): a sample the segmenter cannot describe confidently sends
+all K of its pairs to the dead-letter output (<D>/rejected.jsonl, step "describe", with the segmenter's reason and
+the latent seed to look at it again). The run prints read / written / rejected and writes <D>/summary.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from typing import Iterable, List, Optional, Sequence
+
+import apache_beam as beam
+import numpy as np
+
+from beam_pipelines import common
+from beam_pipelines.render_scenes import split_for_index
+from beam_pipelines.spoken_captions import SpeakFn, voice_split
+from tfvgs import config as config_lib
+from tfvgs.data import SPLITS
+from tfvgs.seeding import stable_seed
+
+PIPELINE_NAME = "audio_clevrgan"
+SEGMENTER_STAGE = "segmenter"
+SEGMENTER_FILENAME = "model.keras"
+SAMPLES_DRAWN, SAMPLES_UNDESCRIBED = "samples_drawn", "samples_undescribed"   # extra counters in summary.json
+
+
+def latent_seed(config_seed: int, index: int) -> int:
+    """The latent seed of sample `index`: `latents_for_seeds([latent_seed(seed, i)], dim)` redraws its latent."""
+    return stable_seed(config_seed, PIPELINE_NAME, index)
+
+
+def caption_seed(config_seed: int, index: int, caption: int) -> int:
+    return stable_seed(config_seed, PIPELINE_NAME, "caption", index, caption)
+
+
+def pair_id(split: str, index: int, caption: int) -> str:
+    """Same form as spoken_captions: "<split>/<index:07d>/<k>"."""
+    return f"{split}/{index:07d}/{caption}"
+
+
+def segmenter_path(workdir: str) -> str:
+    return os.path.join(workdir, SEGMENTER_STAGE, SEGMENTER_FILENAME)
+
+
+def check_models(workdir: str, allow_partial_gan: bool = False) -> None:
+    """Fails before the pipeline starts when the generator or the segmenter of `workdir` is missing (naming each
+    missing file and the command that trains it) or the generator had not finished growing."""
+    import tensorflow as tf
+    from tfvgs import gan_io
+    commands = {gan_io.generator_path(workdir): f"python -m tfvgs.train --stage gan --config PRESET "
+                                                f"--data_dir SCENES --workdir {workdir}",
+                segmenter_path(workdir): f"python -m tfvgs.train --stage segmenter --config PRESET "
+                                         f"--data_dir SCENES --workdir {workdir}"}
+    missing = [f"{path} does not exist; train it with `{command}`" for path, command in commands.items()
+               if not tf.io.gfile.exists(path)]
+    if missing:
+        raise FileNotFoundError(f"--workdir {workdir} lacks a trained model: " + "; ".join(missing) +
+                                " (SCENES: the output_dir of `python -m beam_pipelines.render_scenes`).")
+    gan_io.load_generator(workdir, allow_partial=allow_partial_gan)   # raises for a generator that stopped growing
+
+
+class DrawAndDescribeFn(beam.DoFn):
+    """A batch of sample indices -> GAN images -> segmenter descriptions -> one caption work item per caption.
+
+    Both models are loaded once per worker in setup() and run as tf.functions over whole batches.
+    """
+
+    def __init__(self, config: config_lib.Config, workdir: str, num_samples: int, captions_per_image: int,
+                 style: str, allow_partial_gan: bool = False):
+        self.config, self.workdir, self.num_samples = config, workdir, num_samples
+        self.captions_per_image, self.style, self.allow_partial_gan = captions_per_image, style, allow_partial_gan
+
+    def setup(self):
+        import keras
+        import tensorflow as tf
+
+        import tfvgs.models.attribute_segmenter  # noqa: F401 - registers the segmenter for deserialization
+        from tfvgs import gan_io
+        from tfvgs.gan import ProgressiveGenerator
+        generator = gan_io.load_generator(self.workdir, allow_partial=self.allow_partial_gan)
+        segmenter = keras.models.load_model(segmenter_path(self.workdir), compile=False)
+        self.latent_dim, size = generator.latent_dim, generator.max_resolution
+
+        def draw(z):
+            images = generator.generate(z)
+            finite = tf.reduce_all(tf.math.is_finite(images), axis=[1, 2, 3])
+            return ProgressiveGenerator.to_uint8(images), finite
+
+        self._draw = tf.function(draw, input_signature=[tf.TensorSpec([None, self.latent_dim], tf.float32)])
+        segment = tf.function(lambda images: segmenter(images, training=False),
+                              input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)])
+        self._segment = lambda images, training=False: segment(images)
+        self._read = common.counter(common.READ)
+        self._drawn = common.counter(SAMPLES_DRAWN)
+        self._undescribed = common.counter(SAMPLES_UNDESCRIBED)
+        self._reject_drawing = common.Reject("draw")
+        self._reject_description = common.Reject("describe")
+        self._reject_caption = common.Reject("caption")
+
+    def process(self, indices: List[int]) -> Iterable:
+        from tfvgs import describe, gan_io, schema, speech
+        indices = sorted(int(i) for i in indices)
+        seeds = [latent_seed(self.config.seed, i) for i in indices]
+        latents = gan_io.latents_for_seeds(seeds, self.latent_dim)
+        images, finite = (np.asarray(x) for x in self._draw(latents))
+        s = self.config.segmenter
+        descriptions = describe.describe_images(self._segment, images.astype(np.float32) / 127.5 - 1.0,
+                                                min_object_pixels=s.min_object_pixels,
+                                                min_confidence=s.min_confidence)
+        k_range = range(self.captions_per_image)
+        for index, seed, latent, image, ok, description in zip(indices, seeds, latents, images, finite,
+                                                               descriptions):
+            split = split_for_index(index, self.num_samples, self.config.data.split_fractions)
+            ids = [pair_id(split, index, k) for k in k_range]
+            source = f"latent_seed={seed}"
+            self._read.inc(len(ids))
+            self._drawn.inc()
+            if not ok:
+                for item_id in ids:
+                    yield self._reject_drawing(item_id, "the generator drew non-finite pixels", source)
+                continue
+            if not description["confident"]:
+                self._undescribed.inc()
+                for item_id in ids:
+                    yield self._reject_description(item_id, f"segmenter: {description['reason']}", source)
+                continue
+            scene = dict(description, image_index=index, split=split, latent_seed=seed)
+            scene_json = json.dumps(scene, sort_keys=True)
+            image_png = schema.encode_png(image)
+            for k, item_id in zip(k_range, ids):
+                try:
+                    caption = speech.caption_for_scene(description, seed=caption_seed(self.config.seed, index, k),
+                                                       style=self.style)
+                    voice = speech.pick_voice(item_id, voice_split(split), rate_range=self.config.speech.rate_range,
+                                              pitch_range=self.config.speech.pitch_range)
+                except Exception as e:  # noqa: BLE001 - recorded with its reason, never dropped
+                    yield self._reject_caption(item_id, f"{type(e).__name__}: {e}", source)
+                    continue
+                yield {"pair_id": item_id, "split": split, "scene_json": scene_json, "image_png": image_png,
+                       "caption": caption, "voice": voice, "latent": latent}
+
+
+class SpeakGanPairsFn(SpeakFn):
+    """spoken_captions.SpeakFn that also stores each item's GAN latent in its pair record."""
+
+    def process(self, batch: List[dict]) -> Iterable:
+        from tfvgs import schema
+        speech_config = self.config.speech
+        for item, (waveform, error) in zip(batch, self._pool.map(self._speak, batch)):
+            seconds = 0.0 if waveform is None else waveform.size / float(speech_config.sample_rate)
+            if error is None and not speech_config.min_seconds <= seconds <= speech_config.max_seconds:
+                error = (f"speech length {seconds:.2f} s outside [{speech_config.min_seconds}, "
+                         f"{speech_config.max_seconds}] s")
+            if error is not None:
+                yield self._reject(item["pair_id"], error, item["caption"])
+                continue
+            record = schema.encode_pair_record(pair_id=item["pair_id"], image_png=item["image_png"],
+                                               logmel=self._log_mel(waveform), caption=item["caption"],
+                                               voice=item["voice"].spec, split=item["split"],
+                                               caption_style=self.style, scene_json=item["scene_json"],
+                                               latent=item["latent"])
+            yield item["split"], record
+
+
+def build_pipeline(p: beam.Pipeline, config: config_lib.Config, workdir: str, output_dir: str, num_samples: int,
+                   captions_per_image: int, style: str, batch_size: int, tts_workers: int,
+                   allow_partial_gan: bool = False) -> None:
+    described = (p
+                 | "SampleIndices" >> beam.Create(range(num_samples))
+                 | "ReshuffleIndices" >> beam.Reshuffle()
+                 | "BatchIndices" >> beam.BatchElements(min_batch_size=1, max_batch_size=batch_size)
+                 | "DrawAndDescribe" >> beam.ParDo(DrawAndDescribeFn(
+                     config, workdir, num_samples, captions_per_image, style, allow_partial_gan)).with_outputs(
+                         common.REJECTED_TAG, main="items"))
+    spoken = (described.items
+              | "ReshuffleCaptions" >> beam.Reshuffle()
+              | "BatchCaptions" >> beam.BatchElements(min_batch_size=4, max_batch_size=16)
+              | "SpeakAndLogMel" >> beam.ParDo(SpeakGanPairsFn(config, style, tts_workers)).with_outputs(
+                  common.REJECTED_TAG, main="pairs"))
+    _ = spoken.pairs | "WriteRecords" >> common.WriteSplitRecords(output_dir, SPLITS, config.data.num_shards)
+    _ = ((described[common.REJECTED_TAG], spoken[common.REJECTED_TAG])
+         | "MergeRejected" >> beam.Flatten()
+         | "DeadLetter" >> common.WriteRejected(output_dir))
+
+
+def run(argv: Optional[Sequence[str]] = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", required=True, help="where the gan and segmenter stages trained")
+    parser.add_argument("--output_dir", required=True, help="where pair TFRecords, rejected.jsonl, summary.json go")
+    parser.add_argument("--num_samples", type=int, default=None, help="GAN images to draw (default: "
+                                                                      "config.data.num_scenes)")
+    parser.add_argument("--captions_per_image", type=int, default=1)
+    parser.add_argument("--style", default="synthetic", choices=("synthetic", "natural"))
+    parser.add_argument("--batch_size", type=int, default=32, help="images drawn and described at once")
+    parser.add_argument("--tts_workers", type=int, default=2, help="espeak-ng processes at once per Beam worker")
+    parser.add_argument("--allow_partial_gan", action="store_true",
+                        help="draw with a generator that stopped before full resolution (debugging only)")
+    config_lib.add_config_flags(parser)
+    args, options = common.parse_pipeline_args(parser, argv)
+    config = config_lib.config_from_args(args)
+    num_samples = config.data.num_scenes if args.num_samples is None else args.num_samples
+    for flag, value in (("--num_samples", num_samples), ("--captions_per_image", args.captions_per_image),
+                        ("--batch_size", args.batch_size), ("--tts_workers", args.tts_workers)):
+        if value <= 0:
+            raise ValueError(f"{flag} must be positive. Received: {value}")
+    check_models(args.workdir, args.allow_partial_gan)
+    from tfvgs import gan_io, speech
+    speech.check_espeak()  # fail before the pipeline starts, with the install command
+    import tensorflow as tf
+    tf.io.gfile.makedirs(args.output_dir)
+    config.save(os.path.join(args.output_dir, "config.json"))
+    with beam.Pipeline(options=options) as p:
+        build_pipeline(p, config, args.workdir, args.output_dir, num_samples, args.captions_per_image, args.style,
+                       args.batch_size, args.tts_workers, args.allow_partial_gan)
+    return common.reconcile(p.result, args.output_dir, PIPELINE_NAME, {
+        "num_samples": num_samples, "captions_per_image": args.captions_per_image, "style": args.style,
+        "workdir": args.workdir, "generator": gan_io.read_info(args.workdir),
+        "min_confidence": config.segmenter.min_confidence})
+
+
+if __name__ == "__main__":
+    run()
