@@ -156,28 +156,6 @@ class DrawAndDescribeFn(beam.DoFn):
                        "caption": caption, "voice": voice, "latent": latent}
 
 
-class SpeakGanPairsFn(SpeakFn):
-    """spoken_captions.SpeakFn that also stores each item's GAN latent in its pair record."""
-
-    def process(self, batch: List[dict]) -> Iterable:
-        from tfvgs import schema
-        speech_config = self.config.speech
-        for item, (waveform, error) in zip(batch, self._pool.map(self._speak, batch)):
-            seconds = 0.0 if waveform is None else waveform.size / float(speech_config.sample_rate)
-            if error is None and not speech_config.min_seconds <= seconds <= speech_config.max_seconds:
-                error = (f"speech length {seconds:.2f} s outside [{speech_config.min_seconds}, "
-                         f"{speech_config.max_seconds}] s")
-            if error is not None:
-                yield self._reject(item["pair_id"], error, item["caption"])
-                continue
-            record = schema.encode_pair_record(pair_id=item["pair_id"], image_png=item["image_png"],
-                                               logmel=self._log_mel(waveform), caption=item["caption"],
-                                               voice=item["voice"].spec, split=item["split"],
-                                               caption_style=self.style, scene_json=item["scene_json"],
-                                               latent=item["latent"])
-            yield item["split"], record
-
-
 def build_pipeline(p: beam.Pipeline, config: config_lib.Config, workdir: str, output_dir: str, num_samples: int,
                    captions_per_image: int, style: str, batch_size: int, tts_workers: int,
                    allow_partial_gan: bool = False) -> None:
@@ -191,7 +169,7 @@ def build_pipeline(p: beam.Pipeline, config: config_lib.Config, workdir: str, ou
     spoken = (described.items
               | "ReshuffleCaptions" >> beam.Reshuffle()
               | "BatchCaptions" >> beam.BatchElements(min_batch_size=4, max_batch_size=16)
-              | "SpeakAndLogMel" >> beam.ParDo(SpeakGanPairsFn(config, style, tts_workers)).with_outputs(
+              | "SpeakAndLogMel" >> beam.ParDo(SpeakFn(config, style, tts_workers)).with_outputs(
                   common.REJECTED_TAG, main="pairs"))
     _ = spoken.pairs | "WriteRecords" >> common.WriteSplitRecords(output_dir, SPLITS, config.data.num_shards)
     _ = ((described[common.REJECTED_TAG], spoken[common.REJECTED_TAG])
@@ -224,6 +202,7 @@ def run(argv: Optional[Sequence[str]] = None) -> dict:
     speech.check_espeak()  # fail before the pipeline starts, with the install command
     import tensorflow as tf
     tf.io.gfile.makedirs(args.output_dir)
+    common.clear_previous_outputs(args.output_dir, SPLITS)
     config.save(os.path.join(args.output_dir, "config.json"))
     with beam.Pipeline(options=options) as p:
         build_pipeline(p, config, args.workdir, args.output_dir, num_samples, args.captions_per_image, args.style,

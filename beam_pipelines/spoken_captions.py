@@ -118,7 +118,7 @@ class SpeakFn(beam.DoFn):
                     record = schema.encode_pair_record(
                         pair_id=item["pair_id"], image_png=item["image_png"], logmel=logmel, caption=item["caption"],
                         voice=item["voice"].spec, split=item["split"], caption_style=self.style,
-                        scene_json=item["scene_json"])
+                        scene_json=item["scene_json"], latent=item.get("latent"))
                 except Exception as e:  # noqa: BLE001 - rejected with its reason, never dropped
                     error = f"{type(e).__name__}: {e}"
             if error is not None:
