@@ -29,7 +29,7 @@ import numpy as np
 
 from beam_pipelines import common
 from beam_pipelines.render_scenes import split_for_index
-from beam_pipelines.spoken_captions import SpeakFn, voice_split
+from beam_pipelines.spoken_captions import speak_and_write, voice_split
 from tfvgs import config as config_lib
 from tfvgs.data import SPLITS
 from tfvgs.seeding import stable_seed
@@ -166,15 +166,7 @@ def build_pipeline(p: beam.Pipeline, config: config_lib.Config, workdir: str, ou
                  | "DrawAndDescribe" >> beam.ParDo(DrawAndDescribeFn(
                      config, workdir, num_samples, captions_per_image, style, allow_partial_gan)).with_outputs(
                          common.REJECTED_TAG, main="items"))
-    spoken = (described.items
-              | "ReshuffleCaptions" >> beam.Reshuffle()
-              | "BatchCaptions" >> beam.BatchElements(min_batch_size=4, max_batch_size=16)
-              | "SpeakAndLogMel" >> beam.ParDo(SpeakFn(config, style, tts_workers)).with_outputs(
-                  common.REJECTED_TAG, main="pairs"))
-    _ = spoken.pairs | "WriteRecords" >> common.WriteSplitRecords(output_dir, SPLITS, config.data.num_shards)
-    _ = ((described[common.REJECTED_TAG], spoken[common.REJECTED_TAG])
-         | "MergeRejected" >> beam.Flatten()
-         | "DeadLetter" >> common.WriteRejected(output_dir))
+    speak_and_write(described.items, described[common.REJECTED_TAG], config, style, tts_workers, output_dir)
 
 
 def run(argv: Optional[Sequence[str]] = None) -> dict:

@@ -127,21 +127,28 @@ class SpeakFn(beam.DoFn):
             yield item["split"], record
 
 
+def speak_and_write(items, upstream_rejected, config: config_lib.Config, style: str, workers: int,
+                    output_dir: str) -> None:
+    """The shared tail of the captioning pipelines: caption work items -> speech, log-mel -> pair TFRecords per
+    split; rejections of this step and of `upstream_rejected` -> the dead-letter output."""
+    spoken = (items
+              | "ReshuffleCaptions" >> beam.Reshuffle()
+              | "BatchCaptions" >> beam.BatchElements(min_batch_size=4, max_batch_size=16)
+              | "SpeakAndLogMel" >> beam.ParDo(SpeakFn(config, style, workers)).with_outputs(
+                  common.REJECTED_TAG, main="pairs"))
+    _ = spoken.pairs | "WriteRecords" >> common.WriteSplitRecords(output_dir, SPLITS, config.data.num_shards)
+    _ = ((upstream_rejected, spoken[common.REJECTED_TAG])
+         | "MergeRejected" >> beam.Flatten()
+         | "DeadLetter" >> common.WriteRejected(output_dir))
+
+
 def build_pipeline(p: beam.Pipeline, config: config_lib.Config, scenes_dir: str, output_dir: str,
                    captions_per_image: int, style: str, workers: int) -> None:
     records = p | "ReadScenes" >> beam.io.ReadFromTFRecord(shard_pattern(scenes_dir, "*"))
     planned = (records
                | "PlanCaptions" >> beam.ParDo(PlanCaptionsFn(config, captions_per_image, style)).with_outputs(
                    common.REJECTED_TAG, main="items"))
-    spoken = (planned.items
-              | "Reshuffle" >> beam.Reshuffle()
-              | "Batch" >> beam.BatchElements(min_batch_size=4, max_batch_size=16)
-              | "SpeakAndLogMel" >> beam.ParDo(SpeakFn(config, style, workers)).with_outputs(
-                  common.REJECTED_TAG, main="pairs"))
-    _ = spoken.pairs | "WriteRecords" >> common.WriteSplitRecords(output_dir, SPLITS, config.data.num_shards)
-    _ = ((planned[common.REJECTED_TAG], spoken[common.REJECTED_TAG])
-         | "MergeRejected" >> beam.Flatten()
-         | "DeadLetter" >> common.WriteRejected(output_dir))
+    speak_and_write(planned.items, planned[common.REJECTED_TAG], config, style, workers, output_dir)
 
 
 def run(argv: Optional[Sequence[str]] = None) -> dict:

@@ -52,6 +52,24 @@ def image_to_uint8(image: tf.Tensor) -> tf.Tensor:
     return tf.cast(tf.clip_by_value(tf.round((image + 1.0) * 127.5), 0.0, 255.0), tf.uint8)
 
 
+def _records(data_dir: str, split: str, config: Config, training: bool, seed: Optional[int], repeat: bool,
+             skip_examples: int) -> tf.data.Dataset:
+    """Serialized records of a split: shards interleaved, shuffled when training (seeded, so a resumed run sees the
+    same order), optionally endless, with the first `skip_examples` skipped before any decoding."""
+    files = list_shards(data_dir, split)
+    seed = config.seed if seed is None else seed
+    ds = tf.data.Dataset.from_tensor_slices(files)
+    if training:
+        ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), config.data.reader_parallelism),
+                       num_parallel_calls=config.data.reader_parallelism, deterministic=True)
+    if training:
+        ds = ds.shuffle(config.data.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    return ds.skip(skip_examples) if skip_examples else ds
+
+
 def _prepare_pair(example: Dict[str, tf.Tensor], config: Config, image_size: int) -> Dict[str, tf.Tensor]:
     logmel = tf.ensure_shape(example["logmel"], [None, config.features.num_mel_bins])  # records of another config fail here
     logmel, nframes = features.pad_or_crop(logmel, config.features.max_frames,
@@ -76,19 +94,7 @@ def pairs_dataset(data_dir: str, split: str, config: Config, batch_size: int, *,
 
     `skip_examples` skips raw records before any decoding (cheap), e.g. to resume an endless training stream."""
     image_size = image_size or config.world.image_size
-    files = list_shards(data_dir, split)
-    seed = config.seed if seed is None else seed
-    ds = tf.data.Dataset.from_tensor_slices(files)
-    if training:
-        ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), config.data.reader_parallelism),
-                       num_parallel_calls=config.data.reader_parallelism, deterministic=True)
-    if training:
-        ds = ds.shuffle(config.data.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        ds = ds.repeat()
-    if skip_examples:
-        ds = ds.skip(skip_examples)
+    ds = _records(data_dir, split, config, training, seed, repeat, skip_examples)
     ds = ds.map(lambda s: _prepare_pair(schema.parse_pair(s), config, image_size),
                 num_parallel_calls=config.data.reader_parallelism, deterministic=True)
     ds = ds.batch(batch_size, drop_remainder=training if drop_remainder is None else drop_remainder)
@@ -99,8 +105,6 @@ def pairs_dataset(data_dir: str, split: str, config: Config, batch_size: int, *,
 def scenes_dataset(data_dir: str, split: str, config: Config, batch_size: int, *, training: bool = False,
                    seed: Optional[int] = None, repeat: bool = False, skip_examples: int = 0) -> tf.data.Dataset:
     """Batches of rendered scenes: image float [-1,1], instance_mask uint8, attributes uint8 [B,S,S,4], scene_json."""
-    files = list_shards(data_dir, split)
-    seed = config.seed if seed is None else seed
     size = config.world.image_size
 
     def prepare(example):
@@ -111,13 +115,7 @@ def scenes_dataset(data_dir: str, split: str, config: Config, batch_size: int, *
             "scene_json": example["scene_json"],
         }
 
-    ds = tf.data.TFRecordDataset(files, num_parallel_reads=min(len(files), config.data.reader_parallelism))
-    if training:
-        ds = ds.shuffle(config.data.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        ds = ds.repeat()
-    if skip_examples:
-        ds = ds.skip(skip_examples)
+    ds = _records(data_dir, split, config, training, seed, repeat, skip_examples)
     ds = ds.map(lambda s: prepare(schema.parse_scene(s)), num_parallel_calls=config.data.reader_parallelism,
                 deterministic=True)
     ds = ds.batch(batch_size, drop_remainder=training).prefetch(config.data.prefetch)
