@@ -1,0 +1,281 @@
+"""The semantic test set (paper 000 sec. 6.2): spoken isolated attribute words and positive / negative image pairs.
+
+    python -m beam_pipelines.semantic_test_set --output_dir D --config PRESET [--pairs_per_value N]
+        [--pairs_per_family 1800] [--voices_per_word 10] [beam flags]
+
+Writes <D>/words-*.tfrecord (one record per attribute value and voice: the word of `speech.isolated_words()` spoken
+by a held-out TEST speaker, as log-mel) and <D>/pairs-*.tfrecord (per value, N pairs of rendered images: one with an
+object of that value, one with no object of it), plus summary.json and rejected.jsonl. Record formats:
+`tfvgs.semantic_eval`.
+
+How many pairs: the accuracy of a family is a mean over its pairs; for p ~ 0.75 a 95% interval of +-2% needs
+1.96 * sqrt(p (1 - p) / n) <= 0.02, i.e. n >= 1801 pairs per family. By default each family gets at least 1801 pairs
+split evenly over its values (shape 601 per value, color 226, material 901, size 901: 7216 pairs in all);
+--pairs_per_value N instead gives every value N pairs.
+
+Scenes are drawn from seeds derived from (config.seed, "semantic", family, value, index, role, attempt), a namespace
+that training scenes (config.seed, "scene", index) never use. A drawn scene is made positive by giving one random
+object the value, or negative by giving every object with the value another one; an edit that makes objects overlap
+or hides one (below min_object_pixels) is thrown away and the next attempt drawn. Word voices are the same speakers
+for every word (voice k is test speaker k), each utterance with its own rate and pitch, so accuracies average over the
+same voices for every value.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Dict, Iterable, List, Optional, Sequence
+
+import apache_beam as beam
+import numpy as np
+
+from beam_pipelines import common
+from tfvgs import config as config_lib
+from tfvgs.seeding import stable_seed
+
+KINDS = ("words", "pairs")            # = tfvgs.semantic_eval.WORDS, PAIRS (file prefixes)
+PAIRS_PER_FAMILY = 1801               # +-2% at p ~ 0.75 (see the module docstring)
+VOICES_PER_WORD = 10
+MAX_ATTEMPTS = 20                     # scene draws per image before the pair is rejected
+
+
+def pairs_per_value(num_values: int, pairs_per_family: int = PAIRS_PER_FAMILY) -> int:
+    """Pairs for each value of a family with `num_values` values so that the family has >= pairs_per_family."""
+    return int(math.ceil(pairs_per_family / num_values))
+
+
+def plan_counts(pairs_per_value_override: Optional[int], pairs_per_family: int) -> Dict[str, int]:
+    """{family: pairs per value}."""
+    from tfvgs.world import ATTRIBUTES
+    if pairs_per_value_override is not None:
+        return {family: pairs_per_value_override for family in ATTRIBUTES}
+    return {family: pairs_per_value(len(values), pairs_per_family) for family, values in ATTRIBUTES.items()}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Images
+
+def _visible(scene, rendering, min_object_pixels: int) -> bool:
+    from tfvgs import world
+    counts = world.object_pixel_counts(rendering.instance_mask, len(scene["objects"]))
+    return int(counts.min()) >= min_object_pixels
+
+
+def make_image(config: config_lib.Config, family: str, value: str, index: int, positive: bool):
+    """(scene, rendering) of a test scene in which some object has `value` (positive) or none has (negative).
+
+    Raises ValueError when MAX_ATTEMPTS draws all failed."""
+    from tfvgs import world
+    from tfvgs.world.scene import footprints_overlap
+    w = config.world
+    role = "positive" if positive else "negative"
+    values = world.ATTRIBUTES[family]
+    reasons = []
+    for attempt in range(MAX_ATTEMPTS):
+        seed = stable_seed(config.seed, "semantic", family, value, index, role, attempt)
+        rng = np.random.default_rng(stable_seed(seed, "edit"))
+        try:
+            scene = world.sample_scene(seed, image_size=w.image_size, min_objects=w.min_objects,
+                                       max_objects=w.max_objects, min_object_pixels=w.min_object_pixels,
+                                       camera_jitter=w.camera_jitter, light_jitter=w.light_jitter,
+                                       supersample=w.supersample, image_index=index, split="test")
+        except ValueError as e:
+            reasons.append(f"sample: {e}")
+            continue
+        objects = scene["objects"]
+        if positive:
+            targets = [] if any(o[family] == value for o in objects) else [int(rng.integers(len(objects)))]
+            new_values = [value] * len(targets)
+        else:
+            targets = [i for i, o in enumerate(objects) if o[family] == value]
+            new_values = [str(rng.choice([v for v in values if v != value])) for _ in targets]
+        for i, new_value in zip(targets, new_values):
+            scene = world.edit_scene(scene, i, family, new_value)
+        if targets and family in ("shape", "size") and any(footprints_overlap(scene["objects"], i) for i in targets):
+            reasons.append("edit made objects overlap")
+            continue
+        rendering = world.render(scene, w.image_size, w.supersample)
+        if not _visible(scene, rendering, w.min_object_pixels):
+            reasons.append(f"an object covers fewer than {w.min_object_pixels} pixels after the edit")
+            continue
+        has_value = any(o[family] == value for o in scene["objects"])
+        if has_value != positive:   # cannot happen unless edit_scene changes; checked because the test relies on it
+            raise AssertionError(f"{role} scene for {family}={value} has_value={has_value}")
+        return scene, rendering
+    raise ValueError(f"no {role} scene for {family}={value} #{index} in {MAX_ATTEMPTS} attempts: "
+                     f"{'; '.join(sorted(set(reasons)))}")
+
+
+class MakePairFn(beam.DoFn):
+    """(family, value, index) -> ("pairs", serialized pair record); failures to the dead-letter output."""
+
+    def __init__(self, config: config_lib.Config):
+        self.config = config
+
+    def setup(self):
+        self._read = common.counter(common.READ)
+        self._reject = common.Reject("render")
+
+    def process(self, item) -> Iterable:
+        import json
+        from tfvgs import schema, semantic_eval
+        family, value, index = item
+        self._read.inc()
+        pair_id = f"{family}/{value}/{index:05d}"
+        try:
+            pos_scene, pos = make_image(self.config, family, value, index, positive=True)
+            neg_scene, neg = make_image(self.config, family, value, index, positive=False)
+            record = semantic_eval.encode_semantic_pair_record(
+                pair_id=pair_id, family=family, value=value, positive_png=schema.encode_png(pos.image),
+                negative_png=schema.encode_png(neg.image), positive_scene_json=json.dumps(pos_scene, sort_keys=True),
+                negative_scene_json=json.dumps(neg_scene, sort_keys=True))
+        except Exception as e:  # noqa: BLE001 - every failure is recorded with its reason, never dropped
+            yield self._reject(pair_id, f"{type(e).__name__}: {e}")
+            return
+        common.counter(f"pairs:{family}").inc()
+        yield "pairs", record
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Speech (shared with beam_pipelines.transfer_test_set)
+
+class SpeakAndEncodeFn(beam.DoFn):
+    """A batch of items {"id", "text", "voice", ...} -> (kind, record) each: espeak-ng in a thread pool, the shared
+    log-mel, then `encode(item, logmel) -> (kind, serialized)`. Length and TTS failures go to the dead-letter output."""
+
+    def __init__(self, config: config_lib.Config, encode: Callable, workers: int, step: str = "speech"):
+        self.config, self.encode, self.workers, self.step = config, encode, workers, step
+
+    def setup(self):
+        from beam_pipelines.spoken_captions import LogMelFn
+        self._log_mel = LogMelFn(self.config.features)
+        self._pool = ThreadPoolExecutor(max_workers=self.workers)
+        self._reject = common.Reject(self.step)
+
+    def teardown(self):
+        self._pool.shutdown(wait=True)
+
+    def _speak(self, item):
+        from tfvgs import speech
+        try:
+            return speech.synthesize(item["text"], item["voice"], sample_rate=self.config.speech.sample_rate), None
+        except Exception as e:  # noqa: BLE001
+            return None, f"{type(e).__name__}: {e}"
+
+    def process(self, batch: List[dict]) -> Iterable:
+        s = self.config.speech
+        for item, (waveform, error) in zip(batch, self._pool.map(self._speak, batch)):
+            seconds = 0.0 if waveform is None else waveform.size / float(s.sample_rate)
+            if error is None and not s.min_seconds <= seconds <= s.max_seconds:
+                error = f"speech length {seconds:.2f} s outside [{s.min_seconds}, {s.max_seconds}] s"
+            if error is None:
+                try:
+                    output = self.encode(item, self._log_mel(waveform))
+                except Exception as e:  # noqa: BLE001
+                    error = f"{type(e).__name__}: {e}"
+            if error is not None:
+                yield self._reject(item["id"], error, item["text"])
+                continue
+            yield output
+
+
+def word_items(config: config_lib.Config, voices_per_word: int) -> List[dict]:
+    """One work item per (attribute value, voice): the k-th voice of every word is test speaker k."""
+    from tfvgs import speech
+    pool = speech.speaker_pool("test")
+    if not 1 <= voices_per_word <= len(pool):
+        raise ValueError(f"--voices_per_word must be in [1, {len(pool)}] (the held-out test speakers). "
+                         f"Received: {voices_per_word}")
+    items = []
+    for family, words in speech.isolated_words().items():
+        for value, word in words:
+            for k in range(voices_per_word):
+                word_id = f"{family}/{value}/{k:02d}"
+                drawn = speech.pick_voice(f"semantic-word/{config.seed}/{word_id}", "test",
+                                          rate_range=config.speech.rate_range, pitch_range=config.speech.pitch_range)
+                accent, variant = pool[k * len(pool) // voices_per_word]   # spread over the pool
+                items.append({"id": word_id, "family": family, "value": value, "text": word,
+                              "voice": speech.Voice(accent, variant, drawn.rate, drawn.pitch)})
+    return items
+
+
+def encode_word(item: dict, logmel: np.ndarray):
+    from tfvgs import semantic_eval
+    return "words", semantic_eval.encode_word_record(word_id=item["id"], family=item["family"], value=item["value"],
+                                                     text=item["text"], logmel=logmel, voice=item["voice"].spec)
+
+
+def _count_read(item):
+    common.counter(common.READ).inc()
+    return item
+
+
+def build_pipeline(p: beam.Pipeline, config: config_lib.Config, output_dir: str, counts: Dict[str, int],
+                   voices_per_word: int, workers: int) -> None:
+    from tfvgs.world import ATTRIBUTES
+    pair_items = [(family, value, i) for family, values in ATTRIBUTES.items() for value in values
+                  for i in range(counts[family])]
+    pairs = (p
+             | "PairIndices" >> beam.Create(pair_items)
+             | "ReshufflePairs" >> beam.Reshuffle()
+             | "MakePairs" >> beam.ParDo(MakePairFn(config)).with_outputs(common.REJECTED_TAG, main="records"))
+    words = (p
+             | "WordItems" >> beam.Create(word_items(config, voices_per_word))
+             | "CountWords" >> beam.Map(_count_read)
+             | "ReshuffleWords" >> beam.Reshuffle()
+             | "BatchWords" >> beam.BatchElements(min_batch_size=4, max_batch_size=16)
+             | "SpeakWords" >> beam.ParDo(SpeakAndEncodeFn(config, encode_word, workers)).with_outputs(
+                 common.REJECTED_TAG, main="records"))
+    _ = ((pairs.records, words.records)
+         | "MergeRecords" >> beam.Flatten()
+         | "WriteRecords" >> common.WriteSplitRecords(output_dir, KINDS, config.data.num_shards))
+    _ = ((pairs[common.REJECTED_TAG], words[common.REJECTED_TAG])
+         | "MergeRejected" >> beam.Flatten()
+         | "DeadLetter" >> common.WriteRejected(output_dir))
+
+
+def run(argv: Optional[Sequence[str]] = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output_dir", required=True)
+    parser.add_argument("--pairs_per_value", type=int, default=None,
+                        help="pairs for every value (default: --pairs_per_family split evenly over a family's values)")
+    parser.add_argument("--pairs_per_family", type=int, default=PAIRS_PER_FAMILY,
+                        help=f"default {PAIRS_PER_FAMILY}: +-2%% (95%% interval) at accuracy ~0.75")
+    parser.add_argument("--voices_per_word", type=int, default=VOICES_PER_WORD, help="held-out speakers per word")
+    parser.add_argument("--tts_workers", type=int, default=2, help="espeak-ng processes at once per Beam worker")
+    config_lib.add_config_flags(parser)
+    args, options = common.parse_pipeline_args(parser, argv)
+    config = config_lib.config_from_args(args)
+    for name in ("pairs_per_value", "pairs_per_family"):
+        value = getattr(args, name)
+        if value is not None and value <= 0:
+            raise ValueError(f"--{name} must be positive. Received: {value}")
+    counts = plan_counts(args.pairs_per_value, args.pairs_per_family)
+    words = word_items(config, args.voices_per_word)   # validates --voices_per_word before anything runs
+    import tensorflow as tf
+    from apache_beam.options.pipeline_options import StandardOptions
+    if options.view_as(StandardOptions).runner in ("DirectRunner", "direct"):
+        from tfvgs import speech
+        speech.check_espeak()
+    tf.io.gfile.makedirs(args.output_dir)
+    common.clear_previous_outputs(args.output_dir, KINDS)
+    config.save(os.path.join(args.output_dir, "config.json"))
+    with beam.Pipeline(options=options) as p:
+        build_pipeline(p, config, args.output_dir, counts, args.voices_per_word, args.tts_workers)
+    from tfvgs.world import ATTRIBUTES
+    planned = {"pairs_per_value": counts, "voices_per_word": args.voices_per_word, "words_planned": len(words),
+               "pairs_planned": {f: counts[f] * len(v) for f, v in ATTRIBUTES.items()}}
+    summary = common.reconcile(p.result, args.output_dir, "semantic_test_set", planned)
+    summary["pairs_written"] = {f: summary["counters"].get(f"pairs:{f}", 0) for f in ATTRIBUTES}
+    summary["words_written"] = summary[common.WRITTEN] - sum(summary["pairs_written"].values())
+    with tf.io.gfile.GFile(os.path.join(args.output_dir, "summary.json"), "w") as f:
+        import json
+        json.dump(summary, f, indent=2, sort_keys=True)
+    print(f"[semantic_test_set] pairs per family {summary['pairs_written']}, words {summary['words_written']}")
+    return summary
+
+
+if __name__ == "__main__":
+    run()

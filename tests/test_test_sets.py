@@ -1,0 +1,227 @@
+"""The semantic and transfer test sets (paper 000 sec. 6.2, 6.5): what the pipelines write, and the accuracies."""
+import hashlib
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from beam_pipelines import semantic_test_set, transfer_test_set
+from tfvgs import config as config_lib
+from tfvgs import data, schema, semantic_eval, speech, world
+from tfvgs.models import DualEncoder, build_audio_encoder, build_image_encoder
+
+VOICES = 2
+
+
+@pytest.fixture(scope="module")
+def tiny_sets(tmp_path_factory):
+    root = tmp_path_factory.mktemp("test_sets")
+    dirs = {name: str(root / name) for name in ("semantic", "transfer", "transfer_train")}
+    common = ["--config", "tiny", "--set", "data.num_shards=2"]
+    semantic_test_set.run(["--output_dir", dirs["semantic"], "--pairs_per_value", "1",
+                           "--voices_per_word", str(VOICES), *common])
+    transfer_test_set.run(["--output_dir", dirs["transfer"], "--num_scenes", "6", *common])
+    transfer_test_set.run(["--output_dir", dirs["transfer_train"], "--num_scenes", "3", "--split", "train", *common])
+    return dirs
+
+
+def raw_records(data_dir, kind):
+    return [tf.train.Example.FromString(r.numpy()).features.feature
+            for r in tf.data.TFRecordDataset(data.list_shards(data_dir, kind))]
+
+
+def text(feature, key):
+    return feature[key].bytes_list.value[0].decode()
+
+
+def summary(data_dir):
+    with open(os.path.join(data_dir, "summary.json")) as f:
+        return json.load(f)
+
+
+def test_default_pair_counts_give_two_percent_margin():
+    counts = semantic_test_set.plan_counts(None, semantic_test_set.PAIRS_PER_FAMILY)
+    for family, values in world.ATTRIBUTES.items():
+        n = counts[family] * len(values)
+        assert semantic_eval.margin_of_error(0.75, n) <= 0.02                    # +-2% at p ~ 0.75
+        assert (counts[family] - 1) * len(values) < semantic_test_set.PAIRS_PER_FAMILY   # and no more than needed
+    assert semantic_test_set.plan_counts(3, 1800) == {family: 3 for family in world.ATTRIBUTES}
+
+
+def test_semantic_set_counts_and_pairs(tiny_sets):
+    s = summary(tiny_sets["semantic"])
+    assert s["balanced"] and s["read"] == s["written"] + s["rejected"]
+    pairs = raw_records(tiny_sets["semantic"], "pairs")
+    words = raw_records(tiny_sets["semantic"], "words")
+    assert len(pairs) + len(words) == s["written"]
+    assert len(words) == s["words_written"]
+    by_family = {f: sum(text(p, semantic_eval.FAMILY) == f for p in pairs) for f in world.ATTRIBUTES}
+    assert by_family == s["pairs_written"]
+    assert s["read"] == sum(s["pairs_planned"].values()) + s["words_planned"]
+    size = config_lib.get_config("tiny").world.image_size
+    for p in pairs:
+        family, value = text(p, semantic_eval.FAMILY), text(p, semantic_eval.VALUE)
+        positive = json.loads(text(p, semantic_eval.POSITIVE_SCENE))
+        negative = json.loads(text(p, semantic_eval.NEGATIVE_SCENE))
+        assert any(o[family] == value for o in positive["objects"])
+        assert not any(o[family] == value for o in negative["objects"])
+        again = world.render(positive, size, supersample=2).image   # the PNG is the stored scene, exactly
+        np.testing.assert_array_equal(again, schema.decode_png(p[semantic_eval.POSITIVE_PNG].bytes_list.value[0]))
+
+
+def test_semantic_words_are_isolated_words_in_test_voices(tiny_sets):
+    words = raw_records(tiny_sets["semantic"], "words")
+    expected = {(f, v): w for f, pairs in speech.isolated_words().items() for v, w in pairs}
+    speakers = {}
+    for r in words:
+        key = (text(r, semantic_eval.FAMILY), text(r, semantic_eval.VALUE))
+        assert text(r, semantic_eval.WORD_TEXT) == expected[key]
+        voice = speech.Voice.from_spec(text(r, schema.VOICE))
+        assert voice.split == "test"
+        speakers.setdefault(key, set()).add(voice.id)
+        frames, bins = r[schema.LOGMEL_SHAPE].int64_list.value
+        assert frames > 0 and bins == 40
+    if not summary(tiny_sets["semantic"])["rejected"]:
+        assert set(speakers) == set(expected)
+        assert all(len(s) == VOICES for s in speakers.values())
+        assert len({frozenset(s) for s in speakers.values()}) == 1   # the same speakers say every word
+
+
+def _changed(original, edited):
+    return [(i, a) for i, (o, e) in enumerate(zip(original["objects"], edited["objects"]))
+            for a in world.ATTRIBUTES if o[a] != e[a]]
+
+
+@pytest.mark.parametrize("which, voice_split", [("transfer", "test"), ("transfer_train", "train")])
+def test_transfer_set_edits_one_attribute_and_speaks_the_original(tiny_sets, which, voice_split):
+    s = summary(tiny_sets[which])
+    assert s["balanced"]
+    records = raw_records(tiny_sets[which], voice_split)
+    assert len(records) == s["written"] and s["read"] == s["num_scenes"]
+    for r in records:
+        original = json.loads(text(r, schema.SCENE_JSON))
+        edited = json.loads(text(r, semantic_eval.EDITED_SCENE))
+        edit = json.loads(text(r, semantic_eval.EDIT_JSON))
+        assert _changed(original, edited) == [(edit["object_index"], edit["attribute"])]
+        assert original["objects"][edit["object_index"]][edit["attribute"]] == edit["old_value"]
+        assert edit["old_value"] in speech.caption_words(text(r, schema.CAPTION))[edit["attribute"]]
+        assert speech.Voice.from_spec(text(r, schema.VOICE)).split == voice_split
+        assert r[schema.IMAGE_PNG].bytes_list.value[0] != r[semantic_eval.EDITED_PNG].bytes_list.value[0]
+
+
+def tiny_model():
+    keras.utils.set_random_seed(0)
+    return DualEncoder(build_image_encoder("small", embedding_dim=16, width_multiplier=0.25),
+                       build_audio_encoder("davenet", embedding_dim=16, width_multiplier=0.125), similarity="misa")
+
+
+def test_accuracies_of_an_untrained_model_are_fractions(tiny_sets):
+    config = config_lib.get_config("tiny")
+    model = tiny_model()
+    semantic = semantic_eval.semantic_accuracy(model, tiny_sets["semantic"], tiny_sets["semantic"], config)
+    for family in semantic_eval.FAMILIES:
+        assert 0.0 <= semantic[family] <= 1.0
+    assert 0.0 <= semantic["mean"] <= 1.0
+    assert semantic["n"] == summary(tiny_sets["semantic"])["pairs_written"]
+    transfer = semantic_eval.transfer_accuracy(model, tiny_sets["transfer"], config)
+    assert 0.0 <= transfer["accuracy"] <= 1.0 and transfer["chance"] == 0.5
+    assert transfer["n"] == summary(tiny_sets["transfer"])["written"]
+    assert sum(v["n"] for v in transfer["by_attribute"].values()) == transfer["n"]
+
+
+class LookupEncoder:
+    """A hand-built 'encoder': looks each input up by its bytes in a table of feature maps (eager only)."""
+
+    def __init__(self, table, rank):
+        self.table, self.rank = table, rank
+
+    def __call__(self, x, training=None):
+        rows = [self.table[hashlib.sha256(np.asarray(row).tobytes()).hexdigest()] for row in x.numpy()]
+        out = np.stack(rows).astype("float32")
+        return tf.constant(out.reshape(out.shape[:1] + (1,) * (self.rank - 2) + out.shape[-1:]))
+
+    def output_frames(self, nframes):
+        return tf.ones_like(nframes)
+
+
+class Oracle:
+    def __init__(self, image_table, audio_table):
+        self.image_encoder = LookupEncoder(image_table, rank=4)   # [B, 1, 1, D]
+        self.audio_encoder = LookupEncoder(audio_table, rank=3)   # [B, 1, D]
+
+
+def key(tensor):
+    return hashlib.sha256(np.asarray(tensor).tobytes()).hexdigest()
+
+
+def float_image(png):
+    return data.image_to_float(tf.io.decode_png(png, channels=3)).numpy()
+
+
+@pytest.mark.parametrize("invert", [False, True])
+def test_semantic_oracle_scores_one_and_its_inverse_zero(tiny_sets, invert):
+    config = config_lib.get_config("tiny")
+    vocabulary = [f"{f}/{v}" for f, values in world.ATTRIBUTES.items() for v in values]
+
+    def present(scene):   # multi-hot of the values in the scene (or, inverted, of those absent)
+        have = {f"{f}/{o[f]}" for o in scene["objects"] for f in world.ATTRIBUTES}
+        return np.array([(k in have) != invert for k in vocabulary], "float32")
+
+    images = {}
+    for p in raw_records(tiny_sets["semantic"], "pairs"):
+        for png, scene in ((semantic_eval.POSITIVE_PNG, semantic_eval.POSITIVE_SCENE),
+                           (semantic_eval.NEGATIVE_PNG, semantic_eval.NEGATIVE_SCENE)):
+            images[key(float_image(p[png].bytes_list.value[0]))] = present(json.loads(text(p, scene)))
+    audio = {}
+    for batch in semantic_eval.words_dataset(tiny_sets["semantic"], config):
+        for logmel, f, v in zip(batch["logmel"].numpy(), batch["family"].numpy(), batch["value"].numpy()):
+            audio[key(logmel)] = np.eye(len(vocabulary), dtype="float32")[vocabulary.index(f"{f.decode()}/{v.decode()}")]
+    result = semantic_eval.semantic_accuracy(Oracle(images, audio), tiny_sets["semantic"], tiny_sets["semantic"],
+                                             config, batch_size=4)
+    expected = 0.0 if invert else 1.0
+    for family in semantic_eval.FAMILIES:
+        assert result[family] == expected
+    assert result["mean"] == expected
+
+
+@pytest.mark.parametrize("invert", [False, True])
+def test_transfer_oracle_prefers_the_original(tiny_sets, invert):
+    config = config_lib.get_config("tiny")
+    records = raw_records(tiny_sets["transfer"], "test")
+    scenes = sorted({text(r, k) for r in records for k in (schema.SCENE_JSON, semantic_eval.EDITED_SCENE)})
+    one_hot = np.eye(len(scenes), dtype="float32")
+    images = {}
+    for r in records:
+        images[key(float_image(r[schema.IMAGE_PNG].bytes_list.value[0]))] = one_hot[scenes.index(text(r, schema.SCENE_JSON))]
+        images[key(float_image(r[semantic_eval.EDITED_PNG].bytes_list.value[0]))] = \
+            one_hot[scenes.index(text(r, semantic_eval.EDITED_SCENE))]
+    audio = {}
+    by_caption = {text(r, schema.PAIR_ID): r for r in records}
+    for batch in semantic_eval.transfer_dataset(tiny_sets["transfer"], config):
+        for logmel, pair_id in zip(batch["logmel"].numpy(), batch["pair_id"].numpy()):
+            r = by_caption[pair_id.decode()]
+            described = semantic_eval.EDITED_SCENE if invert else schema.SCENE_JSON
+            audio[key(logmel)] = one_hot[scenes.index(text(r, described))]
+    result = semantic_eval.transfer_accuracy(Oracle(images, audio), tiny_sets["transfer"], config, batch_size=4)
+    assert result["accuracy"] == (0.0 if invert else 1.0)
+    assert result["n"] == len(records)
+
+
+def test_a_constant_scorer_is_at_chance(tiny_sets):
+    config = config_lib.get_config("tiny")
+
+    class Constant:
+        def __call__(self, x, training=None):
+            shape = (x.shape[0], 1, 1, 3) if x.shape.rank == 4 else (x.shape[0], 1, 3)
+            return tf.ones(shape)
+
+        def output_frames(self, nframes):
+            return tf.ones_like(nframes)
+
+    model = Oracle({}, {})
+    model.image_encoder = model.audio_encoder = Constant()
+    assert semantic_eval.semantic_accuracy(model, tiny_sets["semantic"], tiny_sets["semantic"], config)["mean"] == 0.5
+    assert semantic_eval.transfer_accuracy(model, tiny_sets["transfer"], config)["accuracy"] == 0.5
