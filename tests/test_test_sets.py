@@ -225,3 +225,17 @@ def test_a_constant_scorer_is_at_chance(tiny_sets):
     model.image_encoder = model.audio_encoder = Constant()
     assert semantic_eval.semantic_accuracy(model, tiny_sets["semantic"], tiny_sets["semantic"], config)["mean"] == 0.5
     assert semantic_eval.transfer_accuracy(model, tiny_sets["transfer"], config)["accuracy"] == 0.5
+
+
+def test_evaluate_adds_semantic_and_transfer_accuracy(tiny_sets, tiny_world, tmp_path):
+    from tfvgs import evaluate, train
+    workdir = str(tmp_path / "w")
+    train.main(["--stage", "davenet", "--config", "tiny", "--data_dir", tiny_world["pairs"], "--workdir", workdir,
+                "--set", "train.steps=2", "--set", "train.checkpoint_every=2"])
+    metrics = evaluate.main(["--workdir", workdir, "--data_dir", tiny_world["pairs"], "--num_pairs", "4",
+                             "--semantic_dir", tiny_sets["semantic"], "--transfer_dir", tiny_sets["transfer"]])
+    for family in ("shape", "color", "material", "size", "mean"):
+        assert 0.0 <= metrics["semantic_accuracy"][family] <= 1.0
+    assert metrics["transfer_accuracy"]["n"] == summary(tiny_sets["transfer"])["written"]
+    report = open(os.path.join(workdir, "eval", "davenet", "report.md")).read()
+    assert "Semantic accuracy" in report and "Transfer accuracy" in report
