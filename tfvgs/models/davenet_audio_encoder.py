@@ -20,22 +20,9 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from tfvgs.models.encoder_options import check_encoder_options, pytorch_conv_initializer, scaled_channels
+
 NUM_POOLS = 4
-
-
-def pytorch_conv_initializer():
-    """PyTorch's default conv kernel init (kaiming_uniform with a=sqrt(5)): U(+-1/sqrt(fan_in)), as the reference."""
-    return keras.initializers.VarianceScaling(scale=1.0 / 3.0, mode="fan_in", distribution="uniform")
-
-
-def fan_out_he_normal():
-    """He-normal over fan_out (torchvision's ResNet/VGG init and ResDAVEnet's), shared by the other encoders."""
-    return keras.initializers.VarianceScaling(scale=2.0, mode="fan_out", distribution="untruncated_normal")
-
-
-def scaled_channels(channels: int, width_multiplier: float) -> int:
-    """A channel count scaled by `width_multiplier`, at least 1 (shared by every encoder's width option)."""
-    return max(1, int(round(channels * width_multiplier)))
 
 
 @keras.saving.register_keras_serializable(package="tfvgs")
@@ -53,10 +40,7 @@ class DavenetAudioEncoder(keras.layers.Layer):
     def __init__(self, embedding_dim: int = 1024, width_multiplier: float = 1.0, large: bool = False,
                  num_mel_bins: int = 40, batchnorm_momentum: float = 0.9, **kwargs):
         super().__init__(**kwargs)
-        if int(embedding_dim) < 1:
-            raise ValueError(f"`embedding_dim` must be a positive integer. Received: embedding_dim={embedding_dim}")
-        if not width_multiplier > 0:
-            raise ValueError(f"`width_multiplier` must be > 0. Received: width_multiplier={width_multiplier}")
+        embedding_dim, width_multiplier = check_encoder_options(embedding_dim, width_multiplier)
         if int(num_mel_bins) < 1:
             raise ValueError(f"`num_mel_bins` must be a positive integer. Received: num_mel_bins={num_mel_bins}")
         self.embedding_dim = int(embedding_dim)

@@ -18,7 +18,7 @@ from typing import Sequence
 import keras
 import tensorflow as tf
 
-from tfvgs.models.davenet_audio_encoder import fan_out_he_normal, scaled_channels
+from tfvgs.models.encoder_options import check_encoder_options, fan_out_he_normal, scaled_channels
 
 NUM_STAGES = 4
 
@@ -48,10 +48,7 @@ class ResDavenetAudioEncoder(keras.layers.Layer):
     def __init__(self, embedding_dim: int = 1024, width_multiplier: float = 1.0, blocks_per_stage: int = 2,
                  kernel_size: int = 9, num_mel_bins: int = 40, batchnorm_momentum: float = 0.9, **kwargs):
         super().__init__(**kwargs)
-        if int(embedding_dim) < 1:
-            raise ValueError(f"`embedding_dim` must be a positive integer. Received: embedding_dim={embedding_dim}")
-        if not width_multiplier > 0:
-            raise ValueError(f"`width_multiplier` must be > 0. Received: width_multiplier={width_multiplier}")
+        embedding_dim, width_multiplier = check_encoder_options(embedding_dim, width_multiplier)
         if int(blocks_per_stage) < 1:
             raise ValueError(f"`blocks_per_stage` must be >= 1. Received: blocks_per_stage={blocks_per_stage}")
         if int(kernel_size) < 1 or int(kernel_size) % 2 == 0:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from tfvgs.models.davenet_audio_encoder import fan_out_he_normal, scaled_channels
+from tfvgs.models.encoder_options import check_encoder_options, fan_out_he_normal, scaled_channels
 
 STAGE_CHANNELS = (64, 128, 256)
 
@@ -27,10 +27,7 @@ class SmallImageEncoder(keras.layers.Layer):
     def __init__(self, embedding_dim: int = 1024, width_multiplier: float = 1.0, batchnorm_momentum: float = 0.9,
                  **kwargs):
         super().__init__(**kwargs)
-        if int(embedding_dim) < 1:
-            raise ValueError(f"`embedding_dim` must be a positive integer. Received: embedding_dim={embedding_dim}")
-        if not width_multiplier > 0:
-            raise ValueError(f"`width_multiplier` must be > 0. Received: width_multiplier={width_multiplier}")
+        embedding_dim, width_multiplier = check_encoder_options(embedding_dim, width_multiplier)
         self.embedding_dim = int(embedding_dim)
         self.width_multiplier = float(width_multiplier)
         self.batchnorm_momentum = float(batchnorm_momentum)
