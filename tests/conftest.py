@@ -21,3 +21,26 @@ def tiny_world(tmp_path_factory):
     render_scenes.run(["--output_dir", scenes, "--num_scenes", "40", "--config", "tiny"])
     spoken_captions.run(["--scenes_dir", scenes, "--output_dir", pairs, "--config", "tiny"])
     return {"scenes": scenes, "pairs": pairs}
+
+
+def sigkill_when(proc, condition, timeout: float) -> None:
+    """SIGKILLs `proc` as soon as `condition()` holds (checked while waiting on the process itself, so the test
+    never sleeps); fails if the process ends first or the condition does not come within `timeout` seconds."""
+    import os
+    import signal
+    import subprocess
+    import time
+    deadline = time.monotonic() + timeout
+    try:
+        while not condition():
+            assert time.monotonic() < deadline, f"condition not reached within {timeout} s"
+            try:
+                proc.wait(timeout=0.2)
+            except subprocess.TimeoutExpired:
+                continue
+            raise AssertionError("the process ended before it could be killed")
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()

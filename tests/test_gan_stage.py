@@ -8,10 +8,8 @@ import glob
 import io
 import os
 import re
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -19,6 +17,7 @@ import tensorflow as tf
 from PIL import Image
 from tensorflow.core.util import event_pb2
 
+from tests.conftest import sigkill_when
 from tfvgs import draw, gan_io, training
 from tfvgs.config import get_config
 from tfvgs.stages import get_stage
@@ -201,18 +200,8 @@ def test_sigkill_and_rerun_continues_growth_from_the_last_checkpoint(tiny_world,
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     proc = subprocess.Popen(cmd + ["--set", "gan.total_kimg=100"], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and proc.poll() is None:
-            if (latest_step(ckpt_dir) or 0) >= 60:      # past the 4x4 phase (51 steps): into the 8x8 fade-in
-                break
-            time.sleep(0.2)
-        assert proc.poll() is None, "training ended before it could be killed"
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    # past the 4x4 phase (51 steps): into the 8x8 fade-in
+    sigkill_when(proc, lambda: (latest_step(ckpt_dir) or 0) >= 60, timeout=180)
     killed_at = latest_step(ckpt_dir)
     reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(ckpt_dir))
     shown = int(next(reader.get_tensor(k) for k in reader.get_variable_to_shape_map() if "images_shown" in k))

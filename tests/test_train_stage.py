@@ -1,15 +1,14 @@
 """The training CLI on the tiny world: a stage trains, saves, evaluates; resumes after SIGKILL; stops on NaN."""
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.conftest import sigkill_when
 from tfvgs import retrieval, train, evaluate
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -112,19 +111,8 @@ def test_sigkill_and_rerun_resumes_from_the_last_checkpoint(tiny_world, tmp_path
            "train.checkpoint_every=2"]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:
-            latest = tf.train.latest_checkpoint(ckpt_dir)
-            if latest and int(latest.rsplit("-", 1)[1]) >= 4:
-                break
-            time.sleep(0.2)
-        assert proc.poll() is None, "training ended before it could be killed"
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    sigkill_when(proc, lambda: int((tf.train.latest_checkpoint(ckpt_dir) or "-0").rsplit("-", 1)[1]) >= 4,
+                 timeout=120)
     killed_at = int(tf.train.latest_checkpoint(ckpt_dir).rsplit("-", 1)[1])
     done = subprocess.run(cmd[:-4] + ["--set", f"train.steps={killed_at + 4}", "--set", "train.checkpoint_every=2"],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
