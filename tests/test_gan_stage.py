@@ -105,6 +105,39 @@ def test_stage_writes_checkpoints_and_tensorboard(trained):
     assert tags["samples/fixed_z"] >= 7              # start, 6 phase changes, end (grid steps coincide with them)
 
 
+def test_no_segmenter_means_no_quality_reports_and_says_so(trained):
+    assert "no segmenter at" in trained["console"]
+    assert not os.path.exists(os.path.join(trained["stage"].stage_dir, "quality"))
+
+
+def test_quality_report_after_every_phase_when_a_segmenter_exists(tiny_world, tmp_path):
+    import json
+
+    from tfvgs.models.attribute_segmenter import AttributeSegmenter
+    config = short_config("gan.total_kimg=0.048", "gan.quality_samples=6")
+    workdir = str(tmp_path / "w")
+    segmenter = AttributeSegmenter(width=config.segmenter.width, depth=config.segmenter.depth, seed=0)
+    segmenter(np.zeros([1, 32, 32, 3], np.float32))
+    os.makedirs(os.path.join(workdir, "segmenter"))
+    segmenter.save(os.path.join(workdir, "segmenter", "model.keras"))
+    stage = GanStage(config, workdir, tiny_world["scenes"])
+    _, console = run_quietly(stage)
+    out = os.path.join(stage.stage_dir, "quality")
+    with open(os.path.join(out, "history.jsonl")) as f:
+        history = [json.loads(line) for line in f]
+    # 4x4 stable for images 0-16 (its report comes after the step that leaves it, at 20), 8x8 fade-in until 32,
+    # then 8x8 stable until the end at 48 images
+    assert [(r["images_shown"], r["resolution"]) for r in history] == [(20, 4), (32, 8), (48, 8)]
+    for report in history:
+        assert np.isfinite(report["fid"]) and report["num_samples"] == 6 and 0 <= report["well_formed_fraction"] <= 1
+    assert os.path.exists(os.path.join(out, "history.png")) and console.count("[gan] quality after") == 3
+    assert summary_tags(stage.tensorboard_dir)["quality/fid"] == 3
+    # a rerun of the finished stage adds no report
+    run_quietly(GanStage(config, workdir, tiny_world["scenes"]))
+    with open(os.path.join(out, "history.jsonl")) as f:
+        assert len(f.readlines()) == 3
+
+
 def test_rerun_of_a_finished_stage_trains_no_further(trained):
     stage = GanStage(trained["stage"].config, trained["workdir"], trained["stage"].data_dir)
     logs, console = run_quietly(stage)

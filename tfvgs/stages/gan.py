@@ -12,7 +12,9 @@ stream indexed by `images_shown` (`reals_dataset`), so a run killed at any momen
 command continues from its last checkpoint with the same growth phase, fade-in alpha, data order and random draws.
 
 Writes `<workdir>/gan/`: `checkpoints/`, `tensorboard/` (loss terms, alpha, resolution, images shown, img/s, fixed-z
-sample grids), `generator.keras` (the EMA generator; load with `tfvgs.gan_io.load_generator`), `generator.json`.
+sample grids), `generator.keras` (the EMA generator; load with `tfvgs.gan_io.load_generator`), `generator.json`,
+and `quality/` (a `tfvgs.gan_quality` report after every growth phase, with `history.jsonl` and `history.png`,
+when `<workdir>/segmenter/model.keras` exists and `gan.quality_samples` > 0).
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfvgs import data, gan_io, schema, training
+from tfvgs import data, gan_io, gan_quality, schema, training
 from tfvgs.gan import GrowthPhase, GrowthSchedule, ProgressiveDiscriminator, ProgressiveGAN, ProgressiveGenerator
 from tfvgs.stages.stage import Stage
 
@@ -160,6 +162,44 @@ class GanProgress(keras.callbacks.Callback):
         self.writer.flush()
 
 
+class PhaseQuality:
+    """The quality report at the end of each growth phase: the EMA generator at the finished phase's level, measured
+    with the segmenter against rendered images of `gan.quality_split` (`tfvgs.gan_quality.quality_report`)."""
+
+    def __init__(self, stage: "GanStage", writer):
+        import tfvgs.models.attribute_segmenter  # noqa: F401 - registers the segmenter for deserialization
+        self.stage, self.writer = stage, writer
+        g = stage.config.gan
+        self.out_dir = os.path.join(stage.stage_dir, "quality")
+        self.segmenter = keras.saving.load_model(stage.segmenter_path, compile=False)
+        self.reals = stage.images(g.quality_split, g.quality_samples)
+        self.reported = {int(r.get("images_shown", -1)) for r in gan_quality.read_history(self.out_dir)}
+
+    def __call__(self, gan: ProgressiveGAN, finished: GrowthPhase, step: int) -> None:
+        shown = int(gan.images_shown.numpy())
+        if shown in self.reported:   # a resumed run passing the same boundary again
+            return
+        start = time.time()
+        report = gan_quality.quality_report(
+            gan.sampling_generator, self.segmenter, self.reals, self.stage.config.gan.quality_samples,
+            self.stage.config, seed=0, level=finished.level,
+            info={"images_shown": shown, "step": int(step), "level": finished.level,
+                  "resolution": finished.resolution, "phase": describe(finished)})
+        gan_quality.write_report(report, self.out_dir)
+        self.reported.add(shown)
+        with self.writer.as_default(step=step):
+            for key in ("fid", "kid", "well_formed_fraction"):
+                tf.summary.scalar(f"quality/{key}", report[key])
+            for family, value in report["attributes"]["total_variation"].items():
+                if value is not None:
+                    tf.summary.scalar(f"quality/attribute_tv_{family}", value)
+        self.writer.flush()
+        print(f"[gan] quality after {describe(finished)} ({shown} images): FID {report['fid']:.2f}, KID "
+              f"{report['kid']:.4f}, well-formed {report['well_formed_fraction']:.1%} (rendered "
+              f"{report['real_well_formed_fraction']:.1%}) [{time.time() - start:.0f} s] -> {self.out_dir}",
+              flush=True)
+
+
 class GanStage(Stage):
     """Trains `ProgressiveGAN` on the train split of `data_dir` (scene or spoken-pair TFRecords) for
     `gan.total_kimg` thousand real images; see the module docstring."""
@@ -188,6 +228,23 @@ class GanStage(Stage):
             if self._num_train_images == 0:
                 raise ValueError(f"The train split of data_dir {self.data_dir!r} has no records.")
         return self._num_train_images
+
+    @property
+    def segmenter_path(self) -> str:
+        return os.path.join(self.workdir, "segmenter", "model.keras")
+
+    def images(self, split: str, count: int) -> np.ndarray:
+        """The first `count` images of `split` (uint8 [N, S, S, 3]) in file order, for quality reports."""
+        size = self.config.world.image_size
+        feature = {schema.IMAGE_PNG: schema.SCENE_FEATURES[schema.IMAGE_PNG]}
+        ds = tf.data.TFRecordDataset(data.list_shards(self.data_dir, split)).take(int(count)).map(
+            lambda r: tf.ensure_shape(tf.io.decode_png(tf.io.parse_single_example(r, feature)[schema.IMAGE_PNG],
+                                                       channels=3), [size, size, 3]))
+        images = np.stack([image.numpy() for image in ds]) if count > 0 else np.zeros([0, size, size, 3], np.uint8)
+        if len(images) < 2:
+            raise ValueError(f"A GAN quality report needs >= 2 images in split {split!r} of data_dir "
+                             f"{self.data_dir!r}. Received: {len(images)} (set gan.quality_samples=0 to skip)")
+        return images
 
     def reals_dataset(self, start_image: int, batch_size: int) -> tf.data.Dataset:
         """Endless batches of real images (uint8 [B, S, S, 3]), starting at image `start_image` of the stream.
@@ -266,6 +323,7 @@ class GanStage(Stage):
         writer = tf.summary.create_file_writer(self.tensorboard_dir)
         progress = GanProgress(self, writer, int(step_var.numpy()), total_images)
         progress.set_model(gan)
+        quality = self._phase_quality(writer) if int(gan.images_shown.numpy()) < total_images else None
 
         def shown() -> int:
             return int(gan.images_shown.numpy())
@@ -310,8 +368,12 @@ class GanStage(Stage):
                 progress.write_grid()
             if progress.step % checkpoint_every == 0 or shown() >= total_images:
                 save_checkpoint()
+            if quality is not None and (phase.level, phase.in_transition) != (previous.level, previous.in_transition):
+                quality(gan, previous, progress.step)
         if to_train:
             progress.write_grid()
+            if quality is not None:
+                quality(gan, gan.phase, progress.step)
         writer.close()
         self.save(gan)
         info = gan_io.read_info(self.workdir)
@@ -320,6 +382,15 @@ class GanStage(Stage):
               + (f"; {rate:.1f} img/s this run" if math.isfinite(rate) else ""), flush=True)
         return {**last_logs, "images_shown": float(shown()), "step": float(progress.step),
                 "resolution": float(info.get("resolution", gan.phase.resolution)), "images_per_second": rate}
+
+    def _phase_quality(self, writer) -> Optional[PhaseQuality]:
+        if self.config.gan.quality_samples <= 0:
+            return None
+        if not tf.io.gfile.exists(self.segmenter_path):
+            print(f"[gan] no segmenter at {self.segmenter_path}: no quality reports after the phases (train "
+                  f"`--stage segmenter` first, or run `python -m tfvgs.gan_quality` later)", flush=True)
+            return None
+        return PhaseQuality(self, writer)
 
     def _write_reals(self, writer, gan: ProgressiveGAN):
         """A grid of real training images once, to compare the samples with."""
