@@ -59,6 +59,11 @@ class DataConfig:
     reader_parallelism: int = 2     # fixed, not AUTOTUNE: autotune fights for 2 cores
     shuffle_buffer: int = 1000
     prefetch: int = 2
+    # Test and edit sets built by `--stage all` (beam_pipelines.semantic_test_set / transfer_test_set)
+    semantic_pairs_per_family: int = 1801     # +-2% (95% interval) at accuracy ~0.75
+    semantic_voices_per_word: int = 10
+    transfer_scenes: int = 1000               # paper 000 sec. 6.5
+    renderer_edit_scenes: int = 10000         # the exact_edits training set
 
 
 @dataclasses.dataclass
@@ -138,6 +143,33 @@ class SegmenterConfig:
 
 
 @dataclasses.dataclass
+class EditsConfig:
+    """Edited negatives from the GAN (paper 000 sec. 5.4-5.6) and the stages that use them."""
+    steps: int = 10000                  # training steps of each edit stage (they start from a trained model)
+    # Random edits (sec. 5.4): each h4 unit at the salient location is ablated with probability p, p raised along
+    # this list until the edit changes the image (below), else the edit is dropped from the loss.
+    ablation_probabilities: Tuple[float, ...] = (0.2, 0.4, 0.6, 0.8, 1.0)
+    # "The edited image differs from the original": >= min_changed_fraction of its pixels moved by > pixel_change
+    # (in [-1, 1] units, i.e. 0.2 = 25 of 255 grey levels). 0.005 of 64x64 is 20 px, about a small object's face.
+    pixel_change: float = 0.2
+    min_changed_fraction: float = 0.005
+    # Concept clusters (sec. 5.5): embedding units binarised at their top 1% over every image location and audio
+    # frame of `cluster_pairs` training pairs, partitioned by a dendrogram of their co-occurrence.
+    num_clusters: int = 15              # the vocabulary has 3 shapes + 8 colours + 2 materials + 2 sizes
+    cluster_pairs: int = 5000
+    activation_quantile: float = 0.99
+    # Unit ranking (sec. 4.2): h4 units ranked by IoU with the cluster-inferred segmentation s(I|w_k) over
+    # `ranking_samples` generated images; s = locations whose cluster activation is in the top (1 - q).
+    ranking_samples: int = 1000
+    segmentation_quantile: float = 0.8
+    unit_quantile: float = 0.99
+    # Targeted edits (sec. 5.6): ablate the drawn cluster's top-n units at the salient location, n growing along
+    # this list (clipped to the h4 width) until the image changes.
+    targeted_unit_counts: Tuple[int, ...] = (4, 8, 16, 32, 64, 128, 256, 512)
+    success_pairs: int = 200            # held-out pairs whose edits are described to measure the success rate
+
+
+@dataclasses.dataclass
 class Config:
     name: str = "paper"
     seed: int = 0
@@ -149,6 +181,7 @@ class Config:
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     gan: GanConfig = dataclasses.field(default_factory=GanConfig)
     segmenter: SegmenterConfig = dataclasses.field(default_factory=SegmenterConfig)
+    edits: EditsConfig = dataclasses.field(default_factory=EditsConfig)
 
     def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)
@@ -211,7 +244,7 @@ def cpu() -> Config:
                                   supersample=3)
     c.speech = dataclasses.replace(c.speech, rate_range=(170, 220), max_seconds=20.0)
     c.features = dataclasses.replace(c.features, max_frames=1024)
-    c.data = dataclasses.replace(c.data, num_scenes=12000)
+    c.data = dataclasses.replace(c.data, num_scenes=12000, renderer_edit_scenes=4000)
     c.model = dataclasses.replace(c.model, image_encoder="small", embedding_dim=512, audio_width=0.5)
     c.train = dataclasses.replace(c.train, batch_size=32, steps=12000, lr_decay_every=9000, checkpoint_every=250,
                                   log_every=25)
@@ -221,6 +254,7 @@ def cpu() -> Config:
                                 checkpoint_every=200, grid_every=500, quality_samples=400)
     # width 16 x 1000 steps: every attribute right for 89% of held-out objects in ~10 min (width 32 is 3x slower)
     c.segmenter = dataclasses.replace(c.segmenter, width=16, steps=1000, checkpoint_every=250, min_object_pixels=12)
+    c.edits = dataclasses.replace(c.edits, steps=3000, cluster_pairs=3000, ranking_samples=500)
     return c
 
 
@@ -231,7 +265,8 @@ def tiny() -> Config:
                                   supersample=2)
     c.speech = dataclasses.replace(c.speech, rate_range=(200, 240), max_seconds=20.0)
     c.features = dataclasses.replace(c.features, max_frames=512)
-    c.data = dataclasses.replace(c.data, num_scenes=24, num_shards=2, shuffle_buffer=32)
+    c.data = dataclasses.replace(c.data, num_scenes=24, num_shards=2, shuffle_buffer=32, semantic_pairs_per_family=4,
+                                 semantic_voices_per_word=1, transfer_scenes=8, renderer_edit_scenes=16)
     c.model = dataclasses.replace(c.model, image_encoder="small", embedding_dim=32, image_width=0.25,
                                   audio_width=0.125)
     c.train = dataclasses.replace(c.train, batch_size=8, steps=12, lr_decay_every=8, checkpoint_every=4,
@@ -242,6 +277,8 @@ def tiny() -> Config:
                                 quality_samples=8)
     c.segmenter = dataclasses.replace(c.segmenter, width=8, batch_size=8, steps=20, checkpoint_every=10,
                                       min_object_pixels=4)
+    c.edits = dataclasses.replace(c.edits, steps=4, num_clusters=4, cluster_pairs=32, ranking_samples=16,
+                                  success_pairs=8, min_changed_fraction=0.01)
     return c
 
 

@@ -52,7 +52,7 @@ def image_to_uint8(image: tf.Tensor) -> tf.Tensor:
     return tf.cast(tf.clip_by_value(tf.round((image + 1.0) * 127.5), 0.0, 255.0), tf.uint8)
 
 
-def _records(data_dir: str, split: str, config: Config, training: bool, seed: Optional[int], repeat: bool,
+def records(data_dir: str, split: str, config: Config, training: bool, seed: Optional[int], repeat: bool,
              skip_examples: int) -> tf.data.Dataset:
     """Serialized records of a split: shards interleaved, shuffled when training (seeded, so a resumed run sees the
     same order), optionally endless, with the first `skip_examples` skipped before any decoding."""
@@ -94,7 +94,7 @@ def pairs_dataset(data_dir: str, split: str, config: Config, batch_size: int, *,
 
     `skip_examples` skips raw records before any decoding (cheap), e.g. to resume an endless training stream."""
     image_size = image_size or config.world.image_size
-    ds = _records(data_dir, split, config, training, seed, repeat, skip_examples)
+    ds = records(data_dir, split, config, training, seed, repeat, skip_examples)
     ds = ds.map(lambda s: _prepare_pair(schema.parse_pair(s), config, image_size),
                 num_parallel_calls=config.data.reader_parallelism, deterministic=True)
     ds = ds.batch(batch_size, drop_remainder=training if drop_remainder is None else drop_remainder)
@@ -115,7 +115,7 @@ def scenes_dataset(data_dir: str, split: str, config: Config, batch_size: int, *
             "scene_json": example["scene_json"],
         }
 
-    ds = _records(data_dir, split, config, training, seed, repeat, skip_examples)
+    ds = records(data_dir, split, config, training, seed, repeat, skip_examples)
     ds = ds.map(lambda s: prepare(schema.parse_scene(s)), num_parallel_calls=config.data.reader_parallelism,
                 deterministic=True)
     ds = ds.batch(batch_size, drop_remainder=training).prefetch(config.data.prefetch)

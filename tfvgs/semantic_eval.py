@@ -174,17 +174,25 @@ def semantic_pairs_dataset(semantic_dir: str, config: Config, batch_size: int = 
     return _dataset(semantic_dir, PAIRS, parse, config, batch_size)
 
 
-def transfer_dataset(transfer_dir: str, config: Config, split: str = "test", batch_size: int = 32
-                     ) -> tf.data.Dataset:
+def transfer_dataset(transfer_dir: str, config: Config, split: str = "test", batch_size: int = 32, *,
+                     training: bool = False, skip_examples: int = 0) -> tf.data.Dataset:
     """Batches of transfer pairs: image (original) and edited float [-1, 1], logmel, nframes, caption, voice,
-    edit_attribute, edit (JSON), pair_id."""
+    edit_attribute, edit (JSON), pair_id. `training`: shuffled (seeded), endless, full batches, the first
+    `skip_examples` records skipped (the renderer-edit training set of the `exact_edits` stage)."""
     def parse(serialized):
         p = tf.io.parse_single_example(serialized, TRANSFER_FEATURES)
         logmel, nframes = _padded_logmel(p, config)
         return {"image": _image(p[schema.IMAGE_PNG], config), "edited": _image(p[EDITED_PNG], config),
                 "logmel": logmel, "nframes": nframes, "caption": p[schema.CAPTION], "voice": p[schema.VOICE],
                 "edit_attribute": p[EDIT_ATTRIBUTE], "edit": p[EDIT_JSON], "pair_id": p[schema.PAIR_ID]}
-    return _dataset(transfer_dir, split, parse, config, batch_size)
+    if not training:
+        return _dataset(transfer_dir, split, parse, config, batch_size)
+    from tfvgs import data
+    ds = data.records(transfer_dir, split, config, training=True, seed=None, repeat=True,
+                      skip_examples=skip_examples)
+    ds = ds.map(parse, num_parallel_calls=config.data.reader_parallelism, deterministic=True)
+    ds = ds.batch(batch_size, drop_remainder=True).prefetch(config.data.prefetch)
+    return ds.with_options(data.dataset_options(config))
 
 
 # ---------------------------------------------------------------------------------------------------------------
