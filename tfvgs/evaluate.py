@@ -1,10 +1,19 @@
-"""Evaluates a trained stage: retrieval recall@1/5/10 in both directions on held-out pairs (paper 000 Table 2).
+"""Evaluates trained stages: retrieval recall@1/5/10 in both directions on held-out pairs (paper 000 Table 2), and
+with the test sets the semantic accuracy (Table 1) and the transfer accuracy (sec. 6.5).
 
-    python -m tfvgs.evaluate --workdir W --data_dir DATA [--stage davenet] [--num_pairs 500] [--similarity misa]
+    python -m tfvgs.evaluate --workdir W --data_dir PAIRS [--stage davenet] [--num_pairs 500] [--similarity misa]
+    python -m tfvgs.evaluate --workdir W --all --data_dir PAIRS [--semantic_dir S] [--transfer_dir T] [--force]
 
-Writes W/eval/<stage>/metrics.json ({"n_pairs", "recall": {"audio_to_image": {"1","5","10"}, "image_to_audio",
-"mean", "chance"}, ...}) and a readable report.md beside it. audio_to_image means the caption is the query and the
-images are ranked.
+One stage: writes W/eval/<stage>/metrics.json ({"n_pairs", "recall": {"audio_to_image": {"1","5","10"},
+"image_to_audio", "mean", "chance"}, "settings", ...}) and a readable report.md beside it. audio_to_image means the
+caption is the query and the images are ranked.
+
+--all: evaluates every stage of the curriculum whose model.keras exists (reusing W/eval/<stage>/metrics.json when it
+is newer than the model and was made with the same settings, unless --force), then writes W/eval/report.md and
+report.json with paper 000's Tables 1-2, the transfer accuracy and the edit success rates beside the paper's numbers,
+and the pictures results.png (our numbers per stage, the paper's as markers) and matchmaps.png (matchmap overlays of
+the best stage on held-out pairs), with links to the edit, cluster and GAN pictures the stages wrote. Stages without
+a model are listed as "not trained".
 """
 from __future__ import annotations
 
@@ -12,11 +21,13 @@ import argparse
 import json
 import os
 import time
-from typing import Optional, Sequence
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 from tfvgs import config as config_lib
+from tfvgs import report_tables
 
-PAPER_TABLE2_SYNTHETIC = {"DaveNet": (14.9, 43.7, 62.2), "Hard Neg": (73.4, 94.6, 97.6)}
+PAPER_TABLE2_SYNTHETIC = {report_tables.ROW_NAMES[s]: v for s, v in report_tables.PAPER_TABLE2["synthetic"].items()}
+MATCHMAP_PAIRS = 4
 
 
 def load_stage_model(workdir: str, stage: str, config: config_lib.Config, from_checkpoint: bool = False):
@@ -24,7 +35,7 @@ def load_stage_model(workdir: str, stage: str, config: config_lib.Config, from_c
     import keras
     import tensorflow as tf
     import tfvgs.models  # noqa: F401  registers the serialisable classes
-    path = os.path.join(workdir, stage, "model.keras")
+    path = model_path(workdir, stage)
     if not from_checkpoint:
         if not tf.io.gfile.exists(path):
             raise FileNotFoundError(f"no trained model for stage {stage!r}: {path} is missing (run python -m "
@@ -41,14 +52,52 @@ def load_stage_model(workdir: str, stage: str, config: config_lib.Config, from_c
     return model
 
 
-def stage_config(workdir: str, stage: str, fallback: config_lib.Config) -> config_lib.Config:
+def model_path(workdir: str, stage: str) -> str:
+    return os.path.join(workdir, stage, "model.keras")
+
+
+def eval_dir(workdir: str, stage: str) -> str:
+    return os.path.join(workdir, "eval", stage)
+
+
+def stage_config(workdir: str, stage: str, fallback: Optional[config_lib.Config]) -> config_lib.Config:
+    """The config the stage was trained with (W/<stage>/config.json), else `fallback`."""
     path = os.path.join(workdir, stage, "config.json")
     import tensorflow as tf
-    return config_lib.Config.load(path) if tf.io.gfile.exists(path) else fallback
+    if tf.io.gfile.exists(path):
+        return config_lib.Config.load(path)
+    if fallback is None:
+        raise ValueError(f"Stage {stage!r} has no saved config ({path} is missing) and no `config` was given. "
+                         f"Received: config=None")
+    return fallback
+
+
+def _normalized_path(path: Optional[str]) -> Optional[str]:
+    if not path:
+        return None
+    return path.rstrip("/") if "://" in path else os.path.abspath(path)
+
+
+def eval_settings(data_dir: str, *, split: str, num_pairs: int, similarity: str, semantic_dir: Optional[str],
+                  transfer_dir: Optional[str], from_checkpoint: bool = False) -> Dict[str, Any]:
+    """What makes two evaluations of one model comparable; stored in metrics.json to decide whether to re-run."""
+    return {"data_dir": _normalized_path(data_dir), "split": split, "num_pairs": int(num_pairs),
+            "similarity": similarity, "semantic_dir": _normalized_path(semantic_dir),
+            "transfer_dir": _normalized_path(transfer_dir), "from_checkpoint": bool(from_checkpoint)}
+
+
+def _resolve(workdir: str, stage: str, config: Optional[config_lib.Config], overrides: Sequence[str],
+             num_pairs: Optional[int], similarity: Optional[str]) -> Tuple[config_lib.Config, int, str]:
+    config = stage_config(workdir, stage, config)
+    if overrides:
+        config = config_lib.apply_overrides(config, overrides)
+    return config, int(num_pairs or config.train.eval_pairs), similarity or config.model.eval_similarity
 
 
 def write_report(path: str, stage: str, metrics: dict) -> None:
+    """The readable report.md of one stage's metrics, with the paper's row for the stage where there is one."""
     r = metrics["recall"]
+    row = report_tables.ROW_NAMES.get(stage, stage)
     lines = [f"# Evaluation of stage `{stage}`", "",
              f"{metrics['n_pairs']} held-out pairs of split `{metrics['split']}`, similarity "
              f"{metrics['similarity'].upper()}, {metrics['seconds']:.1f} s.", "",
@@ -59,11 +108,14 @@ def write_report(path: str, stage: str, metrics: dict) -> None:
               + "; ".join(f"{k} {v[0]}/{v[1]}/{v[2]}" for k, v in PAPER_TABLE2_SYNTHETIC.items()), ""]
     if "semantic_accuracy" in metrics:
         s = metrics["semantic_accuracy"]
+        paper = report_tables.PAPER_TABLE1["synthetic"]
+        rows = [(row, paper[stage])] if stage in paper and stage != "davenet" else []
+        rows = [("DaveNet", paper["davenet"])] + rows + [("HN+Targeted", paper["hn_targeted_edits"])]
         lines += ["## Semantic accuracy (isolated spoken attribute words; chance 50%)", "",
                   "| shape | material | color | size | mean |", "|---|---|---|---|---|",
-                  "| " + " | ".join(f"{100 * s[k]:.1f}" for k in ("shape", "material", "color", "size", "mean")) + " |",
-                  "", "Paper 000 Table 1, synthetic captions: DaveNet 72.6 / 63.3 / 51.1 / 98.0 / 71.2; "
-                  "HN+Target Edits 77.7 / 96.9 / 66.6 / 97.1 / 84.6.", ""]
+                  "| " + " | ".join(f"{100 * s[k]:.1f}" for k in report_tables.TABLE1_COLUMNS) + " |",
+                  "", "Paper 000 Table 1, synthetic captions: "
+                  + "; ".join(f"{name} " + " / ".join(map(str, values)) for name, values in rows) + ".", ""]
     if "transfer_accuracy" in metrics:
         t = metrics["transfer_accuracy"]
         lines += [f"Transfer accuracy (original vs single-attribute renderer edit): {100 * t['accuracy']:.1f}% over "
@@ -74,12 +126,184 @@ def write_report(path: str, stage: str, metrics: dict) -> None:
         f.write("\n".join(lines))
 
 
+def evaluate_stage(workdir: str, stage: str, data_dir: str, *, split: str = "test", num_pairs: Optional[int] = None,
+                   similarity: Optional[str] = None, semantic_dir: Optional[str] = None,
+                   transfer_dir: Optional[str] = None, config: Optional[config_lib.Config] = None,
+                   overrides: Sequence[str] = (), from_checkpoint: bool = False) -> Dict[str, Any]:
+    """Evaluates one stage's model and writes W/eval/<stage>/metrics.json and report.md; returns the metrics.
+
+    The stage's saved config.json is used when it exists, else `config`; `overrides` ("section.field=value") apply
+    on top. `num_pairs` and `similarity` default to the config's train.eval_pairs and model.eval_similarity.
+    """
+    from tfvgs import data, retrieval
+    config, num_pairs, kind = _resolve(workdir, stage, config, overrides, num_pairs, similarity)
+    settings = eval_settings(data_dir, split=split, num_pairs=num_pairs, similarity=kind, semantic_dir=semantic_dir,
+                             transfer_dir=transfer_dir, from_checkpoint=from_checkpoint)
+    model = load_stage_model(workdir, stage, config, from_checkpoint)
+    start = time.perf_counter()
+    dataset = data.pairs_dataset(data_dir, split, config, batch_size=min(64, num_pairs))
+    metrics = retrieval.evaluate_retrieval(model, dataset, num_pairs, kind)
+    if semantic_dir or transfer_dir:
+        from tfvgs import semantic_eval
+        if semantic_dir:
+            metrics["semantic_accuracy"] = semantic_eval.semantic_accuracy(model, semantic_dir, semantic_dir, config,
+                                                                           kind=kind)
+        if transfer_dir:
+            metrics["transfer_accuracy"] = semantic_eval.transfer_accuracy(model, transfer_dir, config, kind=kind)
+    metrics.update({"stage": stage, "split": split, "seconds": time.perf_counter() - start, "settings": settings})
+    if metrics["n_pairs"] < num_pairs:
+        print(f"note: only {metrics['n_pairs']} pairs in split {split!r} (asked for {num_pairs})")
+    import tensorflow as tf
+    out_dir = eval_dir(workdir, stage)
+    tf.io.gfile.makedirs(out_dir)
+    with tf.io.gfile.GFile(os.path.join(out_dir, "metrics.json"), "w") as f:
+        json.dump(metrics, f, indent=2, sort_keys=True)
+    write_report(os.path.join(out_dir, "report.md"), stage, metrics)
+    m = metrics["recall"]["mean"]
+    print(f"[evaluate {stage}] {metrics['n_pairs']} pairs, {kind}: mean R@1 {100 * m['1']:.1f} "
+          f"R@5 {100 * m['5']:.1f} R@10 {100 * m['10']:.1f} -> {out_dir}/metrics.json", flush=True)
+    return metrics
+
+
+def up_to_date_metrics(workdir: str, stage: str, settings: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """The stage's metrics.json if it is newer than its model.keras and was made with `settings`, else None."""
+    import tensorflow as tf
+    path = os.path.join(eval_dir(workdir, stage), "metrics.json")
+    if not tf.io.gfile.exists(path):
+        return None
+    if tf.io.gfile.stat(path).mtime_nsec <= tf.io.gfile.stat(model_path(workdir, stage)).mtime_nsec:
+        return None
+    with tf.io.gfile.GFile(path) as f:
+        metrics = json.load(f)
+    return metrics if metrics.get("settings") == settings else None
+
+
+def detect_caption_style(data_dir: str, split: str, max_records: int = 64) -> Tuple[str, str]:
+    """(style, where it was read): the "style" of the pipeline's summary.json in `data_dir`, else the most common
+    caption/style of the split's first `max_records` records, else "synthetic" (an assumption, and said so)."""
+    from collections import Counter
+
+    import tensorflow as tf
+
+    from tfvgs import data, schema
+    summary_path = os.path.join(data_dir, "summary.json")
+    if tf.io.gfile.exists(summary_path):
+        with tf.io.gfile.GFile(summary_path) as f:
+            style = json.load(f).get("style")
+        if style in report_tables.CAPTION_STYLES:
+            return style, f"from {summary_path}"
+    try:
+        files = data.list_shards(data_dir, split)
+    except (FileNotFoundError, ValueError):
+        files = []
+    styles = Counter()
+    if files:
+        for record in tf.data.TFRecordDataset(files).take(max_records):
+            style = schema.read_pair_record(record.numpy())["caption_style"]
+            if style in report_tables.CAPTION_STYLES:
+                styles[style] += 1
+    if styles:
+        return styles.most_common(1)[0][0], f"from the caption/style of {sum(styles.values())} {split} records"
+    return "synthetic", "assumed: neither summary.json nor the records say"
+
+
+def write_matchmaps(workdir: str, stage: str, data_dir: str, split: str, config: config_lib.Config, path: str,
+                    count: int = MATCHMAP_PAIRS) -> None:
+    """matchmap overlays (`tfvgs.summaries.heatmap_overlay`) of `stage`'s model on the first `count` pairs."""
+    from tfvgs import data, summaries
+    model = load_stage_model(workdir, stage, config)
+    batch = next(iter(data.pairs_dataset(data_dir, split, config, batch_size=count)))
+    image_feats, audio_feats, frames = model({k: batch[k] for k in ("image", "logmel", "nframes")}, training=False)
+    overlays = summaries.heatmap_overlay(batch["image"], image_feats, audio_feats, frames).numpy()
+    images = data.image_to_uint8(batch["image"]).numpy()
+    captions = [c.decode() for c in batch["caption"].numpy()]
+    report_tables.plot_matchmaps(images, overlays, captions, path,
+                                 title=f"{report_tables.ROW_NAMES.get(stage, stage)} ({stage}), split {split}")
+
+
+def evaluate_all(workdir: str, data_dir: str, *, split: str = "test", num_pairs: Optional[int] = None,
+                 similarity: Optional[str] = None, semantic_dir: Optional[str] = None,
+                 transfer_dir: Optional[str] = None, config: Optional[config_lib.Config] = None,
+                 overrides: Sequence[str] = (), caption_style: Optional[str] = None, force: bool = False,
+                 stages: Optional[Sequence[str]] = None, matchmap_pairs: int = MATCHMAP_PAIRS) -> Dict[str, Any]:
+    """Evaluates every stage of `stages` (default: the curriculum) that has a model.keras, reusing up-to-date
+    metrics unless `force`, and writes W/eval/report.md, report.json, results.png and matchmaps.png.
+    Returns the report dict (as report.json)."""
+    import tensorflow as tf
+    stages = list(stages or [s for s, _ in report_tables.CURRICULUM])
+    stage_metrics: Dict[str, Optional[Dict[str, Any]]] = {}
+    statuses, metrics_paths, configs = {}, {}, {}
+    for stage in stages:
+        if not tf.io.gfile.exists(model_path(workdir, stage)):
+            print(f"[evaluate --all] {stage}: not trained ({model_path(workdir, stage)} is missing)", flush=True)
+            stage_metrics[stage] = None
+            continue
+        stage_cfg, n, kind = _resolve(workdir, stage, config, overrides, num_pairs, similarity)
+        configs[stage] = stage_cfg
+        settings = eval_settings(data_dir, split=split, num_pairs=n, similarity=kind, semantic_dir=semantic_dir,
+                                 transfer_dir=transfer_dir)
+        metrics = None if force else up_to_date_metrics(workdir, stage, settings)
+        if metrics is not None:
+            print(f"[evaluate --all] {stage}: metrics up to date, reused (--force re-evaluates)", flush=True)
+            statuses[stage] = "reused"
+        else:
+            metrics = evaluate_stage(workdir, stage, data_dir, split=split, num_pairs=n, similarity=kind,
+                                     semantic_dir=semantic_dir, transfer_dir=transfer_dir, config=stage_cfg)
+            statuses[stage] = "evaluated"
+        stage_metrics[stage] = metrics
+        metrics_paths[stage] = os.path.join(eval_dir(workdir, stage), "metrics.json")
+
+    if caption_style:
+        style, source = caption_style, "given by --caption_style"
+    else:
+        style, source = detect_caption_style(data_dir, split)
+    out_dir = os.path.join(workdir, "eval")
+    tf.io.gfile.makedirs(out_dir)
+
+    def relative(path: str) -> str:      # report.md and report.json link relative to W/eval, so W can move
+        return os.path.relpath(path, out_dir)
+
+    artifacts = report_tables.collect_artifacts(workdir, stages)
+    evaluated = [m for m in stage_metrics.values() if m is not None]
+    settings = dict(evaluated[0]["settings"]) if evaluated else eval_settings(
+        data_dir, split=split, num_pairs=num_pairs or 0, similarity=similarity or "", semantic_dir=semantic_dir,
+        transfer_dir=transfer_dir)
+    report = report_tables.build_report(
+        stage_metrics, caption_style=style, caption_style_source=source, settings=settings, statuses=statuses,
+        artifacts=artifacts, metrics_paths={s: relative(p) for s, p in metrics_paths.items()})
+    pictures: Dict[str, Any] = {
+        "results": "results.png", "matchmaps": None, "matchmaps_stage": None,
+        "edits": {s: [relative(p) for p in paths] for s, paths in artifacts["edits_pictures"].items()},
+        "clusters": [relative(p) for p in artifacts["cluster_pictures"]],
+        "gan": [relative(p) for p in artifacts["gan_pictures"]]}
+    report_tables.plot_results(report, os.path.join(out_dir, pictures["results"]))
+    best = report_tables.best_stage(report)
+    if best is not None and matchmap_pairs > 0:
+        pictures["matchmaps"], pictures["matchmaps_stage"] = "matchmaps.png", best
+        write_matchmaps(workdir, best, data_dir, split, configs[best], os.path.join(out_dir, "matchmaps.png"),
+                        matchmap_pairs)
+    report["pictures"] = pictures
+    report_tables.write_json(report, os.path.join(out_dir, "report.json"))
+    report_tables.write_markdown(report, os.path.join(out_dir, "report.md"))
+    trained = len(stages) - len(report["not_trained"])
+    print(f"[evaluate --all] {trained} of {len(stages)} stages trained -> {out_dir}/report.md", flush=True)
+    return report
+
+
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", required=True)
-    parser.add_argument("--data_dir", required=True)
+    parser.add_argument("--data_dir", required=True, help="spoken-pair TFRecords with the held-out split")
     parser.add_argument("--stage", default="davenet")
+    parser.add_argument("--all", action="store_true",
+                        help="evaluate every trained stage of the curriculum and write W/eval/report.md")
+    parser.add_argument("--force", action="store_true", help="with --all: re-evaluate up-to-date stages too")
+    parser.add_argument("--caption_style", default=None, choices=report_tables.CAPTION_STYLES,
+                        help="with --all: which paper rows to compare with (default: read from DATA's summary.json "
+                             "or records; natural adds the paper's human-caption rows)")
+    parser.add_argument("--matchmap_pairs", type=int, default=MATCHMAP_PAIRS,
+                        help="with --all: held-out pairs in matchmaps.png (0: no matchmap picture)")
     parser.add_argument("--split", default="test", choices=("train", "val", "test"))
     parser.add_argument("--num_pairs", type=int, default=None, help="default: config train.eval_pairs (500)")
     parser.add_argument("--from_checkpoint", action="store_true",
@@ -92,37 +316,15 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
                         help="output of beam_pipelines.transfer_test_set: adds transfer_accuracy (paper 000 sec. 6.5)")
     config_lib.add_config_flags(parser)
     args = parser.parse_args(argv)
-    from tfvgs import data, retrieval
-    config = stage_config(args.workdir, args.stage, config_lib.config_from_args(args))
-    if args.overrides:
-        config = config_lib.apply_overrides(config, args.overrides)
-    num_pairs = args.num_pairs or config.train.eval_pairs
-    kind = args.similarity or config.model.eval_similarity
-    model = load_stage_model(args.workdir, args.stage, config, args.from_checkpoint)
-    start = time.perf_counter()
-    dataset = data.pairs_dataset(args.data_dir, args.split, config, batch_size=min(64, num_pairs))
-    metrics = retrieval.evaluate_retrieval(model, dataset, num_pairs, kind)
-    if args.semantic_dir or args.transfer_dir:
-        from tfvgs import semantic_eval
-        if args.semantic_dir:
-            metrics["semantic_accuracy"] = semantic_eval.semantic_accuracy(model, args.semantic_dir, args.semantic_dir,
-                                                                           config, kind=kind)
-        if args.transfer_dir:
-            metrics["transfer_accuracy"] = semantic_eval.transfer_accuracy(model, args.transfer_dir, config,
-                                                                           kind=kind)
-    metrics.update({"stage": args.stage, "split": args.split, "seconds": time.perf_counter() - start})
-    if metrics["n_pairs"] < num_pairs:
-        print(f"note: only {metrics['n_pairs']} pairs in split {args.split!r} (asked for {num_pairs})")
-    import tensorflow as tf
-    out_dir = os.path.join(args.workdir, "eval", args.stage)
-    tf.io.gfile.makedirs(out_dir)
-    with tf.io.gfile.GFile(os.path.join(out_dir, "metrics.json"), "w") as f:
-        json.dump(metrics, f, indent=2, sort_keys=True)
-    write_report(os.path.join(out_dir, "report.md"), args.stage, metrics)
-    m = metrics["recall"]["mean"]
-    print(f"[evaluate {args.stage}] {metrics['n_pairs']} pairs, {kind}: mean R@1 {100 * m['1']:.1f} "
-          f"R@5 {100 * m['5']:.1f} R@10 {100 * m['10']:.1f} -> {out_dir}/metrics.json")
-    return metrics
+    if args.all and args.from_checkpoint:
+        parser.error("--all evaluates final models only; drop --from_checkpoint")
+    common = dict(split=args.split, num_pairs=args.num_pairs, similarity=args.similarity,
+                  semantic_dir=args.semantic_dir, transfer_dir=args.transfer_dir,
+                  config=config_lib.config_from_args(args), overrides=args.overrides)
+    if args.all:
+        return evaluate_all(args.workdir, args.data_dir, caption_style=args.caption_style, force=args.force,
+                            matchmap_pairs=args.matchmap_pairs, **common)
+    return evaluate_stage(args.workdir, args.stage, args.data_dir, from_checkpoint=args.from_checkpoint, **common)
 
 
 if __name__ == "__main__":

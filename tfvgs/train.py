@@ -3,7 +3,8 @@
     python -m tfvgs.train --stage davenet --config cpu --data_dir DATA --workdir W [--set train.steps=2000]
 
 Re-running the same command after a crash or kill resumes from the stage's last checkpoint in W/<stage>/checkpoints.
-Stages: see `--help` (gan, segmenter and the edit stages join as they land).
+Stages: see `--help`. `--stage all --data_dir SCENES` runs the whole curriculum from rendered scenes to the report
+(`tfvgs.curriculum`).
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from tfvgs import config as config_lib
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     from tfvgs import stages
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stage", required=True, choices=stages.stage_names())
+    parser.add_argument("--stage", required=True, choices=[*stages.stage_names(), "all"])
     parser.add_argument("--data_dir", required=True,
                         help="spoken-pair TFRecords for the DAVEnet stages; rendered-scene TFRecords for gan and "
                              "segmenter")
@@ -32,6 +33,9 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     args = parse_args(argv)
     config = config_lib.config_from_args(args)
     from tfvgs import stages, training
+    if args.stage == "all":
+        from tfvgs.curriculum import Curriculum
+        return Curriculum(config, args.data_dir, args.workdir).run()
     stage = stages.get_stage(args.stage)(config, args.workdir, args.data_dir)
     print(f"[{args.stage}] config {config.name}, {stage.strategy.num_replicas_in_sync} replica(s), "
           f"workdir {os.path.abspath(args.workdir)}", flush=True)

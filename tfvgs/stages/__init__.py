@@ -7,10 +7,17 @@ from tfvgs.stages.stage import Stage
 
 _STAGES: Dict[str, str] = {
     # name -> "module:Class", imported on use so a stage's heavy dependencies load only when it runs
+    "cluster": "tfvgs.stages.cluster:ClusterStage",
     "davenet": "tfvgs.stages.davenet:DavenetStage",
+    "exact_edits": "tfvgs.stages.edits:ExactEditsStage",
     "gan": "tfvgs.stages.gan:GanStage",
     "hard_negatives": "tfvgs.stages.davenet:HardNegativesStage",
+    "hn_cluster": "tfvgs.stages.cluster:HnClusterStage",
+    "hn_random_edits": "tfvgs.stages.edits:HnRandomEditsStage",
+    "hn_targeted_edits": "tfvgs.stages.edits:HnTargetedEditsStage",
+    "random_edits": "tfvgs.stages.edits:RandomEditsStage",
     "segmenter": "tfvgs.stages.segmenter:SegmenterStage",
+    "targeted_edits": "tfvgs.stages.edits:TargetedEditsStage",
 }
 
 

@@ -1,0 +1,82 @@
+"""`python -m tfvgs.train --stage all` on the tiny world: every step from rendered scenes to the report, once.
+
+The tiny GAN (1.6 kimg) draws blobs; a segmenter trained for 200 steps (not the preset's 20) finds objects in about
+half of them, and min_confidence 0 lets those through, so Audio CLEVRGAN has pairs in every split.
+"""
+import io
+import json
+import os
+import contextlib
+
+import numpy as np
+import pytest
+
+from tfvgs import curriculum, train
+
+OVERRIDES = ["--set", "segmenter.steps=200", "--set", "segmenter.min_confidence=0.0", "--set", "data.num_scenes=48",
+             "--set", "gan.quality_samples=4"]
+EDIT_STAGES = ("random_edits", "hn_random_edits", "targeted_edits", "hn_targeted_edits")
+
+
+def run_all(scenes, workdir):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        train.main(["--stage", "all", "--config", "tiny", "--data_dir", scenes, "--workdir", workdir, *OVERRIDES])
+    return out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def everything(tiny_world, tmp_path_factory):
+    workdir = str(tmp_path_factory.mktemp("all") / "w")
+    return {"workdir": workdir, "console": run_all(tiny_world["scenes"], workdir), "scenes": tiny_world["scenes"]}
+
+
+def read_json(*parts):
+    with open(os.path.join(*parts)) as f:
+        return json.load(f)
+
+
+def test_every_step_ran_in_order_and_the_report_has_every_stage(everything):
+    console, workdir = everything["console"], everything["workdir"]
+    names = ["segmenter", "gan", "audio_clevrgan", "semantic_test_set", "transfer_test_set", "renderer_edits",
+             *(name for name, _ in curriculum.STAGES), "evaluate"]
+    positions = [console.index(f"{name}] starting") for name in names]
+    assert positions == sorted(positions)
+    report = read_json(workdir, "eval", "report.json")
+    text = json.dumps(report)
+    for stage in ("davenet", "hard_negatives", *EDIT_STAGES, "exact_edits"):
+        assert os.path.exists(os.path.join(workdir, stage, "model.keras")), stage
+        assert stage in text, stage
+    assert os.path.exists(os.path.join(workdir, "eval", "report.md"))
+    assert os.path.exists(os.path.join(workdir, "gan", "quality", "history.jsonl"))
+
+
+def test_edit_stages_trained_with_edits_and_measured_them(everything):
+    workdir = everything["workdir"]
+    for stage in EDIT_STAGES:
+        success = read_json(workdir, stage, "edit_success.json")
+        assert success["n_edited"] > 0 and 0.0 <= success["valid_fraction"] <= 1.0, stage
+        assert 0.0 <= success["rate"] <= 1.0 and success["n"] <= success["n_edited"], stage
+        assert os.path.getsize(os.path.join(workdir, stage, "edits.png")) > 0
+        # the training log has the edit statistics of DualEncoder.train_step
+        from tests.test_gan_stage import summary_tags
+        tags = summary_tags(os.path.join(workdir, stage, "tensorboard"))
+        assert any("edit_valid_fraction" in tag for tag in tags), (stage, sorted(tags))
+
+
+def test_cluster_stages_partition_the_units_and_rank_every_h4_unit(everything):
+    workdir = everything["workdir"]
+    for stage in ("cluster", "hn_cluster"):
+        result = read_json(workdir, stage, "clusters.json")
+        units = sorted(u for c in result["clusters"] for u in c["units"]) + result["dead_units"]
+        assert sorted(units) == list(range(32)), stage          # tiny embedding_dim
+        for c in result["clusters"]:
+            assert sorted(c["h4_ranking"]) == list(range(32))     # tiny h4 width
+            assert np.all(np.diff(c["h4_iou"]) <= 1e-9)           # best first
+        for picture in ("dendrogram.png", "clusters.png"):
+            assert os.path.getsize(os.path.join(workdir, stage, picture)) > 0
+
+
+def test_rerun_skips_what_is_done(everything):
+    console = run_all(everything["scenes"], everything["workdir"])
+    assert console.count("done already, skipped") == 15

@@ -1,0 +1,219 @@
+"""The `cluster` and `hn_cluster` stages: concept clusters and their GAN units (paper 000 sec. 5.5 and 4.2).
+
+No training. From the trained model of `source` (random_edits, or hn_random_edits for hn_cluster):
+  1. run `edits.cluster_pairs` training pairs through it; binarise every embedding unit at its top 1% over all image
+     locations (and, separately, all valid audio frames); count how often units co-activate at one location/frame;
+     partition the units with a dendrogram of that co-occurrence into `edits.num_clusters` clusters w_k;
+  2. draw `edits.ranking_samples` GAN images; for each cluster the segmentation s(I|w_k) = image-feature locations
+     where the cluster's activation is in the top (1 - edits.segmentation_quantile); rank all h4 units by the IoU of
+     their top-quantile activation maps with s (GAN Dissection);
+  3. for analysis only (never for training): name each cluster by the segmenter's attribute value whose regions
+     overlap s(I|w_k) most, and list the caption words heard where the cluster's audio activation peaks (placed by
+     relative position in the caption, as there are no word timings: approximate).
+
+Writes `<workdir>/<name>/clusters.json` ({"clusters": [{"id", "units", "h4_ranking", "h4_iou", "label",
+"top_words"}], "dead_units", ...}), `dendrogram.png` and `clusters.png` (per cluster, the generated images that
+activate it most with s(I|w_k) outlined). The targeted edit stages read clusters.json.
+"""
+from __future__ import annotations
+
+import collections
+import json
+import os
+import re
+import time
+from typing import Dict, List, Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfvgs import data, gan_io
+from tfvgs.stages.stage import Stage
+
+RANKING_SEED_BASE = 10_000_000   # latent seeds of the ranking sample: apart from the Audio CLEVRGAN data's seeds
+BATCH = 64
+
+
+class ClusterStage(Stage):
+    name = "cluster"
+    source = "random_edits"
+
+    # --- unused training hooks -------------------------------------------------------------------------------
+    def build_train_dataset(self, skip_batches: int):
+        raise NotImplementedError(f"stage {self.name!r} does not train")
+
+    def build_model(self):
+        import tfvgs.models  # noqa: F401 - registers the serialisable classes
+        path = os.path.join(self.workdir, self.source, "model.keras")
+        if not tf.io.gfile.exists(path):
+            raise FileNotFoundError(f"stage {self.name!r} clusters the units of stage {self.source!r}, but {path} "
+                                    f"does not exist: run `python -m tfvgs.train --stage {self.source}` first")
+        return keras.saving.load_model(path, compile=False)
+
+    @property
+    def clusters_path(self) -> str:
+        return os.path.join(self.stage_dir, "clusters.json")
+
+    # --- the stage ---------------------------------------------------------------------------------------------
+    def run(self) -> Dict[str, float]:
+        from tfvgs.edits import concept_clusters, unit_ranking
+        tf.io.gfile.makedirs(self.stage_dir)
+        self.config.save(os.path.join(self.stage_dir, "config.json"))
+        e = self.config.edits
+        start = time.time()
+        model = self.build_model()
+        generator = gan_io.load_generator(self.workdir)
+
+        image_rows, audio_rows, captions = self.activations(model)
+        binary = []
+        for rows in (image_rows, audio_rows):
+            thresholds = concept_clusters.unit_thresholds(rows, e.activation_quantile)
+            binary.append(concept_clusters.binarize(rows, thresholds))
+        cooc = concept_clusters.cooccurrence(binary[0]) + concept_clusters.cooccurrence(binary[1])
+        clusters = concept_clusters.cluster_units(cooc, e.num_clusters)
+        print(f"[{self.name}] {len(clusters.clusters)} clusters of {cooc.shape[0]} units "
+              f"({len(clusters.dead_units)} never active) from {len(captions['text'])} pairs", flush=True)
+
+        h4, features, images = self.ranking_sample(model, generator)
+        masks = [concept_clusters.cluster_segmentation(features, units, e.segmentation_quantile)
+                 for units in clusters.clusters]
+        rankings = [unit_ranking.rank_units(h4, mask, e.unit_quantile) for mask in masks]
+        labels = self.label(images, features.shape[1], masks)
+        words = self.top_words(audio_rows, captions, clusters.clusters)
+
+        result = {
+            "source_stage": self.source, "num_pairs": len(captions["text"]), "ranking_samples": int(len(images)),
+            "dead_units": [int(u) for u in clusters.dead_units], "clusters": [
+                {"id": k, "units": [int(u) for u in units], "h4_ranking": [int(u) for u in ranking.order],
+                 "h4_iou": [round(float(ranking.iou[u]), 5) for u in ranking.order],
+                 "label": labels[k] if labels else None, "top_words": words[k]}
+                for k, (units, ranking) in enumerate(zip(clusters.clusters, rankings))],
+            "partition": json.loads(clusters.to_json()),
+        }
+        with tf.io.gfile.GFile(self.clusters_path, "w") as f:
+            json.dump(result, f, indent=1)
+        concept_clusters.dendrogram_figure(clusters, os.path.join(self.stage_dir, "dendrogram.png"))
+        self.draw_clusters(images, features, clusters.clusters, masks, result["clusters"])
+        print(f"[{self.name}] wrote {self.clusters_path} in {time.time() - start:.0f} s", flush=True)
+        for c in result["clusters"]:
+            label = c["label"]
+            print(f"  cluster {c['id']:2d}: {len(c['units']):3d} units, label "
+                  f"{label['value'] + ' (IoU %.2f)' % label['iou'] if label else '-'}, top words "
+                  f"{', '.join(w for w, _ in c['top_words'][:3])}", flush=True)
+        return {"num_clusters": float(len(clusters.clusters))}
+
+    # --- steps -----------------------------------------------------------------------------------------------
+    def activations(self, model):
+        """Image rows [pairs*H'*W', D], valid audio rows [frames, D] (+ row -> pair, relative position)."""
+        e = self.config.edits
+        pairs = data.pairs_dataset(self.data_dir, "train", self.config, BATCH)
+        image_rows, audio_rows, pair_of_row, position_of_row, texts = [], [], [], [], []
+        for batch in pairs:
+            image_feats, audio_feats, frames = model(batch, training=False)
+            image_feats, audio_feats, frames = image_feats.numpy(), audio_feats.numpy(), frames.numpy()
+            image_rows.append(image_feats.reshape(-1, image_feats.shape[-1]))
+            for b in range(len(frames)):
+                n = int(frames[b])
+                audio_rows.append(audio_feats[b, :n])
+                pair_of_row.append(np.full(n, len(texts)))
+                position_of_row.append((np.arange(n) + 0.5) / max(n, 1))
+                texts.append(batch["caption"][b].numpy().decode("utf-8"))
+            if len(texts) >= e.cluster_pairs:
+                break
+        if not texts:
+            raise ValueError(f"The train split of data_dir {self.data_dir!r} has no pairs.")
+        captions = {"text": texts, "pair": np.concatenate(pair_of_row), "position": np.concatenate(position_of_row)}
+        return np.concatenate(image_rows), np.concatenate(audio_rows), captions
+
+    def ranking_sample(self, model, generator):
+        """h4 [N, 8, 8, C], image features [N, H', W', D] and images [N, S, S, 3] of generated samples."""
+        count = int(self.config.edits.ranking_samples)
+        h4s, features, images = [], [], []
+        for start in range(0, count, BATCH):
+            seeds = range(RANKING_SEED_BASE + start, RANKING_SEED_BASE + min(start + BATCH, count))
+            h4 = generator.features(gan_io.latents_for_seeds(seeds, generator.latent_dim))
+            image = tf.clip_by_value(tf.cast(generator.render(h4), tf.float32), -1.0, 1.0)
+            h4s.append(keras.ops.convert_to_numpy(h4))
+            features.append(keras.ops.convert_to_numpy(model.image_encoder(image, training=False)))
+            images.append(image.numpy())
+        return np.concatenate(h4s), np.concatenate(features), np.concatenate(images)
+
+    def label(self, images, grid: int, masks) -> Optional[List[Dict]]:
+        """What each cluster looks like to the segmenter, or None without a trained segmenter."""
+        path = os.path.join(self.workdir, "segmenter", "model.keras")
+        if not tf.io.gfile.exists(path):
+            print(f"[{self.name}] no segmenter at {path}: clusters are not labelled", flush=True)
+            return None
+        import tfvgs.models.attribute_segmenter  # noqa: F401
+        from tfvgs.describe import predict_maps
+        from tfvgs.edits.edit_success import label_clusters
+        from tfvgs.world.vocabulary import ATTRIBUTES
+        segmenter = keras.saving.load_model(path, compile=False)
+        value_masks: Dict[str, List[np.ndarray]] = collections.defaultdict(list)
+        for start in range(0, len(images), BATCH):
+            maps = predict_maps(segmenter, images[start:start + BATCH])
+            foreground = maps["foreground"][..., 0] > 0
+            for family in ("shape", "color", "material", "size"):
+                winner = np.argmax(maps[family], axis=-1)
+                for index, value in enumerate(ATTRIBUTES[family]):
+                    value_masks[value].append(_pool_to_grid(foreground & (winner == index), grid))
+        attribute_maps = {value: np.concatenate(parts) for value, parts in value_masks.items()}
+        labels = label_clusters({k: mask for k, mask in enumerate(masks)}, attribute_maps)
+        return [{"family": labels[k].family, "value": labels[k].value, "iou": round(float(labels[k].iou), 4)}
+                if k in labels and labels[k].family else None for k in range(len(masks))]
+
+    @staticmethod
+    def top_words(audio_rows, captions, clusters, per_cluster: int = 200) -> List[List]:
+        """Per cluster, the caption words most often at the frames where the cluster's activation peaks."""
+        words_of = [re.findall(r"[a-z]+", text.lower()) for text in captions["text"]]
+        result = []
+        for units in clusters:
+            activation = audio_rows[:, units].mean(axis=1)
+            counts: collections.Counter = collections.Counter()
+            for row in np.argsort(-activation)[:per_cluster]:
+                words = words_of[captions["pair"][row]]
+                if words:
+                    counts[words[min(len(words) - 1, int(captions["position"][row] * len(words)))]] += 1
+            result.append([[w, n] for w, n in counts.most_common(5)])
+        return result
+
+    def draw_clusters(self, images, features, clusters, masks, entries, per_row: int = 6):
+        """clusters.png: one row per cluster, its most activating generated images with s(I|w_k) outlined."""
+        from PIL import Image, ImageDraw
+        size = images.shape[1]
+        grid = features.shape[1]
+        rows = []
+        for units, mask, entry in zip(clusters, masks, entries):
+            strength = features[..., units].mean(axis=-1).max(axis=(1, 2))
+            tiles = []
+            for index in np.argsort(-strength)[:per_row]:
+                tile = Image.fromarray(((images[index] + 1.0) * 127.5).clip(0, 255).astype(np.uint8))
+                draw = ImageDraw.Draw(tile)
+                cell = size / grid
+                for r, c in zip(*np.nonzero(mask[index])):
+                    draw.rectangle([c * cell, r * cell, (c + 1) * cell - 1, (r + 1) * cell - 1], outline=(255, 0, 0))
+                tiles.append(np.asarray(tile))
+            row = np.concatenate(tiles, axis=1)
+            label = entry["label"]["value"] if entry["label"] else ""
+            words = " ".join(w for w, _ in entry["top_words"][:3])
+            caption = Image.new("RGB", (150, size), (255, 255, 255))
+            ImageDraw.Draw(caption).text((4, 4), f"#{entry['id']} {label}\n{words}", fill=(0, 0, 0))
+            rows.append(np.concatenate([np.asarray(caption), row], axis=1))
+        width = max(r.shape[1] for r in rows)
+        rows = [np.pad(r, ((0, 2), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
+        Image.fromarray(np.concatenate(rows, axis=0)).save(os.path.join(self.stage_dir, "clusters.png"))
+
+
+class HnClusterStage(ClusterStage):
+    name = "hn_cluster"
+    source = "hn_random_edits"
+
+
+def _pool_to_grid(mask: np.ndarray, grid: int) -> np.ndarray:
+    """bool [N, S, S] -> bool [N, grid, grid]: a cell is in when at least half of its pixels are."""
+    n, size = mask.shape[0], mask.shape[1]
+    if size % grid:
+        raise ValueError(f"image size {size} is not a multiple of the feature grid {grid}")
+    cell = size // grid
+    return mask.reshape(n, grid, cell, grid, cell).mean(axis=(2, 4)) >= 0.5

@@ -1,0 +1,120 @@
+"""The edit stages of paper 000 (sec. 5.4-6.3): the DualEncoder trained with one edited negative image per pair.
+
+    random_edits       GAN h4 units at the salient location ablated at random    (init: davenet)
+    hn_random_edits    the same with the hardest in-batch negative               (init: hard_negatives)
+    targeted_edits     a concept cluster's top-ranked h4 units ablated            (init: random_edits; clusters: cluster)
+    hn_targeted_edits  the same with the hardest in-batch negative               (init: hn_random_edits; hn_cluster)
+    exact_edits        the renderer's single-attribute edit (the upper bound)    (init: davenet)
+
+"In training, we use the hardest negative of both methods" (sec. 6.3): the edited image joins the caption's image
+impostors and the loss takes the hardest (`DualEncoder.training_loss`). Each stage trains `edits.steps` steps on
+Audio CLEVRGAN pairs (`--data_dir`, whose records carry the latents) and then measures its edits on held-out pairs:
+`<stage>/edit_success.json` and `<stage>/edits.png` (`tfvgs.edits.edit_report`).
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Optional
+
+import tensorflow as tf
+
+from tfvgs import data, gan_io
+from tfvgs.edits import negatives
+from tfvgs.stages.davenet import DavenetStage
+
+
+class RandomEditsStage(DavenetStage):
+    name = "random_edits"
+    init_from = "davenet"
+
+    def schedule(self):
+        return self.config.edits.steps, self.config.train.checkpoint_every
+
+    def build_model(self):
+        model = super().build_model()
+        model.negative_source = self.build_negative_source(model)
+        return model
+
+    def load_generator(self):
+        return gan_io.load_generator(self.workdir)
+
+    def build_negative_source(self, model):
+        return negatives.RandomEdits(self.load_generator(), self.config.edits, seed=self.config.seed,
+                                     step=model.optimizer.iterations)
+
+    def cluster_labels(self):
+        return None
+
+    def after_training(self, model, logs):
+        from tfvgs.edits import edit_report
+        pairs = data.pairs_dataset(self.data_dir, "val", self.config, batch_size=min(32, self.config.train.batch_size))
+        edit_report.write_edit_report(model, model.negative_source, pairs, self.config, self.workdir,
+                                      self.stage_dir, cluster_labels=self.cluster_labels())
+
+
+class HnRandomEditsStage(RandomEditsStage):
+    name = "hn_random_edits"
+    loss = "hardest"
+    init_from = "hard_negatives"
+
+
+class TargetedEditsStage(RandomEditsStage):
+    name = "targeted_edits"
+    init_from = "random_edits"
+    cluster_stage = "cluster"
+
+    def read_clusters(self):
+        path = os.path.join(self.workdir, self.cluster_stage, "clusters.json")
+        if not tf.io.gfile.exists(path):
+            raise FileNotFoundError(f"stage {self.name!r} needs the concept clusters of stage {self.cluster_stage!r}, "
+                                    f"but {path} does not exist: run `python -m tfvgs.train --stage "
+                                    f"{self.cluster_stage}` first")
+        with tf.io.gfile.GFile(path) as f:
+            return json.load(f)
+
+    def build_negative_source(self, model):
+        clusters = self.read_clusters()["clusters"]
+        return negatives.TargetedEdits(self.load_generator(), self.config.edits, seed=self.config.seed,
+                                       step=model.optimizer.iterations,
+                                       clusters=[c["units"] for c in clusters],
+                                       unit_rankings=[c["h4_ranking"] for c in clusters])
+
+    def cluster_labels(self):
+        return [c.get("label") for c in self.read_clusters()["clusters"]]
+
+
+class HnTargetedEditsStage(TargetedEditsStage):
+    name = "hn_targeted_edits"
+    loss = "hardest"
+    init_from = "hn_random_edits"
+    cluster_stage = "hn_cluster"
+
+
+class ExactEditsStage(DavenetStage):
+    """Trains on the renderer-edit training set (`beam_pipelines.transfer_test_set --split train`): rendered scenes,
+    their spoken synthetic captions and single-attribute renderer edits as the negatives. `--data_dir` is that set;
+    recall is still measured on it during training (its val split is the train split's tail: none is written)."""
+
+    name = "exact_edits"
+    init_from = "davenet"
+
+    def schedule(self):
+        return self.config.edits.steps, self.config.train.checkpoint_every
+
+    def build_train_dataset(self, skip_batches: int) -> tf.data.Dataset:
+        from tfvgs import semantic_eval
+        batch = self.config.train.batch_size
+        return semantic_eval.transfer_dataset(self.data_dir, self.config, "train", batch, training=True,
+                                              skip_examples=skip_batches * batch)
+
+    def build_val_dataset(self) -> Optional[tf.data.Dataset]:
+        return None
+
+    def callbacks(self, model):
+        return []
+
+    def build_model(self):
+        model = super().build_model()
+        model.negative_source = negatives.RendererEdits()
+        return model
