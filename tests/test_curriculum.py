@@ -1,4 +1,4 @@
-"""`python -m tfvgs.train --stage all` on the tiny world: every step from rendered scenes to the report, once.
+"""The README's main command (`tfvgs.demo`: render, `--stage all`, export, report) on the tiny preset, once.
 
 The tiny GAN (1.6 kimg) draws blobs; a segmenter trained for 200 steps (not the preset's 20) finds objects in about
 half of them, and min_confidence 0 lets those through, so Audio CLEVRGAN has pairs in every split.
@@ -11,24 +11,25 @@ import contextlib
 import numpy as np
 import pytest
 
-from tfvgs import curriculum, train
+from tfvgs import curriculum, demo, train
 
 OVERRIDES = ["--set", "segmenter.steps=200", "--set", "segmenter.min_confidence=0.0", "--set", "data.num_scenes=48",
              "--set", "gan.quality_samples=4"]
 EDIT_STAGES = ("random_edits", "hn_random_edits", "targeted_edits", "hn_targeted_edits")
 
 
-def run_all(scenes, workdir):
+def quietly(function, argv):
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        train.main(["--stage", "all", "--config", "tiny", "--data_dir", scenes, "--workdir", workdir, *OVERRIDES])
+        function(argv)
     return out.getvalue()
 
 
 @pytest.fixture(scope="module")
-def everything(tiny_world, tmp_path_factory):
+def everything(tmp_path_factory):
     workdir = str(tmp_path_factory.mktemp("all") / "w")
-    return {"workdir": workdir, "console": run_all(tiny_world["scenes"], workdir), "scenes": tiny_world["scenes"]}
+    console = quietly(demo.run, ["--workdir", workdir, "--config", "tiny", *OVERRIDES])
+    return {"workdir": workdir, "console": console, "scenes": os.path.join(workdir, "data", "scenes")}
 
 
 def read_json(*parts):
@@ -77,6 +78,20 @@ def test_cluster_stages_partition_the_units_and_rank_every_h4_unit(everything):
             assert os.path.getsize(os.path.join(workdir, stage, picture)) > 0
 
 
-def test_rerun_skips_what_is_done(everything):
-    console = run_all(everything["scenes"], everything["workdir"])
+def test_demo_writes_its_report_pictures_and_savedmodels(everything):
+    workdir, console = everything["workdir"], everything["console"]
+    for path in ("demo_report.md", "gan_samples.png", "contact_sheet.png", "example.wav", "serving/models.config",
+                 "serving/audio_visual/1/saved_model.pb", "serving/generator/1/saved_model.pb"):
+        assert os.path.getsize(os.path.join(workdir, path)) > 0, path
+    with open(os.path.join(workdir, "demo_report.md")) as f:
+        report = f.read()
+    for picture in ("gan_samples.png", "contact_sheet.png", "random_edits/edits.png", "cluster/clusters.png",
+                    "eval/results.png"):
+        assert f"]({picture})" in report, picture
+    assert "tensorboard --logdir" in console and "demo_report.md" in console
+
+
+def test_stage_all_rerun_skips_what_is_done(everything):
+    console = quietly(train.main, ["--stage", "all", "--config", "tiny", "--data_dir", everything["scenes"],
+                                   "--workdir", everything["workdir"], *OVERRIDES])
     assert console.count("done already, skipped") == 15

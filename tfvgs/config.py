@@ -258,6 +258,31 @@ def cpu() -> Config:
     return c
 
 
+def demo() -> Config:
+    """The README's main command: every step of the method on 2 cores in ~20 minutes (32 px, 1-3 objects, small
+    networks, short schedules). It shows the whole pipeline and its outputs; its numbers are not the paper's (use
+    `cpu` for a reproduction)."""
+    c = Config(name="demo")
+    c.world = dataclasses.replace(c.world, image_size=32, min_objects=1, max_objects=3, min_object_pixels=4,
+                                  supersample=2)
+    c.speech = dataclasses.replace(c.speech, rate_range=(190, 230), max_seconds=20.0)
+    c.features = dataclasses.replace(c.features, max_frames=768)
+    c.data = dataclasses.replace(c.data, num_scenes=2000, num_shards=4, shuffle_buffer=500,
+                                 semantic_pairs_per_family=100, semantic_voices_per_word=4, transfer_scenes=200,
+                                 renderer_edit_scenes=500)
+    c.model = dataclasses.replace(c.model, image_encoder="small", embedding_dim=256, image_width=0.5,
+                                  audio_width=0.25)
+    c.train = dataclasses.replace(c.train, batch_size=32, steps=300, lr_decay_every=250, checkpoint_every=100,
+                                  log_every=25, eval_pairs=200)
+    c.gan = dataclasses.replace(c.gan, latent_dim=64, fmap_base=256, fmap_max=64, lod_training_kimg=4.0,
+                                lod_transition_kimg=4.0, minibatch_base=16, minibatch_per_resolution={"4": 64, "8": 32},
+                                total_kimg=40.0, checkpoint_every=200, grid_every=200, quality_samples=200)
+    c.segmenter = dataclasses.replace(c.segmenter, width=8, batch_size=32, steps=300, checkpoint_every=100,
+                                      min_object_pixels=4)
+    c.edits = dataclasses.replace(c.edits, steps=40, cluster_pairs=1000, ranking_samples=200, success_pairs=100)
+    return c
+
+
 def tiny() -> Config:
     """Seconds per stage, for tests: 32 px images, 1-3 objects, few frames."""
     c = Config(name="tiny")
@@ -282,7 +307,7 @@ def tiny() -> Config:
     return c
 
 
-PRESETS: Dict[str, Callable[[], Config]] = {"tiny": tiny, "cpu": cpu, "paper": paper}
+PRESETS: Dict[str, Callable[[], Config]] = {"tiny": tiny, "demo": demo, "cpu": cpu, "paper": paper}
 
 
 def get_config(name: str, overrides: Sequence[str] = ()) -> Config:

@@ -1,9 +1,15 @@
-"""The README's main command: the whole pipeline end to end on the built-in world, with progress on the console.
+"""The README's main command: the whole method end to end on the built-in world, with progress on the console.
 
-    python -m tfvgs.demo --workdir runs/demo [--config cpu] [--num_scenes 48]
+    python -m tfvgs.demo --workdir runs/demo [--config demo] [--num_scenes N] [--set section.field=value ...]
 
-Today it renders scenes, speaks their captions, writes scene and spoken-pair TFRecords, a contact sheet PNG (images
-with their caption text) and one WAV. Later stages (GAN, DAVEnet, edits, evaluation, export) join here as they land.
+  1. render scenes                    beam_pipelines.render_scenes -> W/data/scenes
+  2. the curriculum (tfvgs.curriculum: segmenter, GAN, Audio CLEVRGAN, test sets, DaveNet, edits, evaluation)
+  3. export SavedModels for TF Serving (python -m export) -> W/serving, with a retrieve index of the test images
+  4. W/demo_report.md: GAN samples, Audio CLEVRGAN pairs with their captions, edits, clusters, matchmaps, the results
+     table, an example WAV, and where TensorBoard and the SavedModels are.
+
+The `demo` preset (32 px, small networks, short schedules) takes ~20 minutes on 2 cores; its numbers only show the
+pipeline works. `--config cpu` is the reproduction (hours). Re-running resumes: finished steps are skipped.
 """
 from __future__ import annotations
 
@@ -12,8 +18,6 @@ import json
 import os
 import time
 from typing import List, Optional, Sequence
-
-import numpy as np
 
 from tfvgs import config as config_lib
 
@@ -28,16 +32,16 @@ def _done(start: float, what: str) -> None:
 
 
 def write_contact_sheet_and_wav(pairs_dir: str, out_png: str, out_wav: str, config: config_lib.Config,
-                                count: int = 12) -> List[dict]:
-    """Contact sheet of the first `count` training pairs and the speech of the first one, re-synthesised from its
+                                count: int = 12, split: str = "train") -> List[dict]:
+    """Contact sheet of the first `count` pairs of `split` and the speech of the first one, re-synthesised from its
     caption and voice (pair records keep log-mels, not waveforms)."""
     import tensorflow as tf
     from tfvgs import audio_io, data, schema, speech, world
     records = []
-    for raw in tf.data.TFRecordDataset(data.list_shards(pairs_dir, "train")).take(count):
+    for raw in tf.data.TFRecordDataset(data.list_shards(pairs_dir, split)).take(count):
         records.append(schema.read_pair_record(raw.numpy()))
     if not records:
-        raise RuntimeError(f"no training pairs in {pairs_dir}; see {pairs_dir}/rejected.jsonl")
+        raise RuntimeError(f"no {split} pairs in {pairs_dir}; see {pairs_dir}/rejected.jsonl")
     records.sort(key=lambda r: r["pair_id"])
     sheet = world.make_contact_sheet([r["image"] for r in records], [r["caption"] for r in records])
     sheet.save(out_png)
@@ -50,44 +54,96 @@ def write_contact_sheet_and_wav(pairs_dir: str, out_png: str, out_wav: str, conf
             for r in records]
 
 
+def write_report(workdir: str, serving: dict, minutes: float) -> str:
+    """W/demo_report.md: the pictures and where everything is (paths relative to W)."""
+    def exists(*parts):
+        return os.path.exists(os.path.join(workdir, *parts))
+
+    lines = [f"# tfvgs demo ({minutes:.1f} min)", "",
+             "The whole method on the built-in world at the `demo` preset. Its numbers show that every step runs; "
+             "see docs/results.md for reproduction-scale figures.", "",
+             "- Results table (paper 000 Tables 1-2 beside ours): [eval/report.md](eval/report.md)",
+             f"- SavedModels for TF Serving: `serving/` ({', '.join(sorted(k for k in serving if k != 'models.config'))})"
+             ", `serving/models.config`; serve with `docker run --rm -p 8501:8501 -v \"$PWD/serving\":/models "
+             "tensorflow/serving --model_config_file=/models/models.config`",
+             f"- TensorBoard: `tensorboard --logdir {workdir}`", "- An example spoken caption: [example.wav](example.wav)",
+             ""]
+    pictures = [("GAN samples (fixed seeds)", "gan_samples.png"),
+                ("Audio CLEVRGAN: GAN images with the captions made from the segmenter's descriptions",
+                 "contact_sheet.png"),
+                ("GAN quality over training (FID/KID on segmenter features, well-formed fraction)",
+                 "gan/quality/history.png"),
+                ("Results per stage (paper's as markers)", "eval/results.png"),
+                ("Matchmaps of the best stage", "eval/matchmaps.png"),
+                ("Random edits (original with ablated h4 cells | edited | difference)", "random_edits/edits.png"),
+                ("Targeted edits", "targeted_edits/edits.png"),
+                ("Concept clusters", "cluster/clusters.png"), ("Cluster dendrogram", "cluster/dendrogram.png")]
+    for title, path in pictures:
+        if exists(path):
+            lines += [f"## {title}", "", f"![{title}]({path})", ""]
+    out = os.path.join(workdir, "demo_report.md")
+    with open(out, "w") as f:
+        f.write("\n".join(lines))
+    return out
+
+
 def run(argv: Optional[Sequence[str]] = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", default="runs/demo")
-    parser.add_argument("--num_scenes", type=int, default=48)
+    parser.add_argument("--num_scenes", type=int, default=None,
+                        help="rendered scenes for the GAN and segmenter (default: the preset's data.num_scenes)")
     config_lib.add_config_flags(parser)
-    parser.set_defaults(config="cpu")
+    parser.set_defaults(config="demo")
     args = parser.parse_args(argv)
     config = config_lib.config_from_args(args)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    start = time.perf_counter()
     workdir = os.path.abspath(args.workdir)
     os.makedirs(workdir, exist_ok=True)
     config_flags = ["--config", args.config] + [x for o in args.overrides for x in ("--set", o)]
-    scenes_dir, pairs_dir = os.path.join(workdir, "scenes"), os.path.join(workdir, "pairs")
+    scenes_dir = os.path.join(workdir, "data", "scenes")
+    num_scenes = args.num_scenes or config.data.num_scenes
     summary = {"workdir": workdir, "config": config.name}
 
-    from beam_pipelines import render_scenes, spoken_captions
-    t = _step(f"1/3 render {args.num_scenes} scenes ({config.world.image_size} px) -> {scenes_dir}")
-    summary["render_scenes"] = render_scenes.run(["--output_dir", scenes_dir, "--num_scenes", str(args.num_scenes)]
-                                                 + config_flags)
+    t = _step(f"1/4 render {num_scenes} scenes ({config.world.image_size} px) -> {scenes_dir}")
+    if os.path.exists(os.path.join(scenes_dir, "summary.json")):
+        print("    done already, skipped", flush=True)
+    else:
+        from beam_pipelines import render_scenes
+        render_scenes.run(["--output_dir", scenes_dir, "--num_scenes", str(num_scenes)] + config_flags)
     _done(t, "scene TFRecords + scenes_<split>.json")
 
-    t = _step(f"2/3 caption and speak them with espeak-ng, log-mel -> {pairs_dir}")
-    summary["spoken_captions"] = spoken_captions.run(["--scenes_dir", scenes_dir, "--output_dir", pairs_dir]
-                                                     + config_flags)
-    _done(t, "spoken-pair TFRecords")
+    t = _step("2/4 the curriculum: segmenter, GAN, Audio CLEVRGAN, test sets, DaveNet, edits, evaluation")
+    from tfvgs.curriculum import Curriculum
+    curriculum = Curriculum(config, scenes_dir, workdir)
+    curriculum.run()
+    _done(t, f"stages under {workdir}, report {workdir}/eval/report.md")
 
-    t = _step("3/3 contact sheet and an example WAV")
-    sheet, wav = os.path.join(workdir, "contact_sheet.png"), os.path.join(workdir, "example.wav")
-    summary["examples"] = write_contact_sheet_and_wav(pairs_dir, sheet, wav, config)
-    _done(t, f"{sheet}, {wav}")
+    t = _step(f"3/4 export SavedModels -> {workdir}/serving")
+    from export.exporter import export_all
+    serving_dir = os.path.join(workdir, "serving")
+    serving = export_all(workdir, serving_dir, index_data_dir=curriculum.data_dir("pairs"), index_split="test")
+    summary["serving"] = serving
+    _done(t, ", ".join(f"{k}: {v}" for k, v in serving.items()))
 
+    t = _step("4/4 pictures and the demo report")
+    from tfvgs import draw, gan_io
+    generator = gan_io.load_generator(workdir)
+    grid = draw.image_grid(draw.upscale(draw.to_uint8(draw.sample_images(generator, range(16))),
+                                        draw.default_scale(generator.max_resolution)), columns=8)
+    draw.write_png(grid, os.path.join(workdir, "gan_samples.png"))
+    summary["examples"] = write_contact_sheet_and_wav(curriculum.data_dir("pairs"),
+                                                      os.path.join(workdir, "contact_sheet.png"),
+                                                      os.path.join(workdir, "example.wav"), config)
+    minutes = (time.perf_counter() - start) / 60
+    report = write_report(workdir, serving, minutes)
+    summary["minutes"] = minutes
     with open(os.path.join(workdir, "demo_summary.json"), "w") as f:
         json.dump(summary, f, indent=2, default=str)
-    print(f"\nResults in {workdir}:\n"
-          f"  contact_sheet.png   rendered scenes with their spoken captions' text\n"
-          f"  example.wav         the first caption, as spoken (16 kHz)\n"
-          f"  scenes/             scene TFRecords, scenes_<split>.json (CLEVR format), summary.json\n"
-          f"  pairs/              spoken-pair TFRecords (image + log-mel), rejected.jsonl, summary.json\n"
-          f"  demo_summary.json   counts and example captions")
+    _done(t, report)
+    print(f"\nDone in {minutes:.1f} min. Open {report} (pictures, links), {workdir}/eval/report.md (the paper's "
+          f"tables beside ours).\nTensorBoard: tensorboard --logdir {workdir}\nSavedModels: {serving_dir} "
+          f"(models.config for TF Serving)", flush=True)
     return summary
 
 
