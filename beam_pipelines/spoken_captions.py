@@ -42,6 +42,20 @@ class LogMelFn:
         return self._fn(waveform).numpy()
 
 
+def _check_png(data: bytes) -> None:
+    """Raises ValueError unless `data` is a whole, decodable PNG (a bad image must not reach training)."""
+    import io
+
+    from PIL import Image
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            if image.format != "PNG":
+                raise ValueError(f"image/png holds a {image.format} image")
+            image.load()
+    except (OSError, SyntaxError) as e:
+        raise ValueError(f"image/png does not decode: {e}") from e
+
+
 class PlanCaptionsFn(beam.DoFn):
     """Scene record -> one work item per caption (pair id, split, scene, image PNG, caption text, voice)."""
 
@@ -55,18 +69,23 @@ class PlanCaptionsFn(beam.DoFn):
     def process(self, serialized: bytes) -> Iterable:
         import tensorflow as tf
         from tfvgs import schema, speech
+        record_id = "unparseable-scene-record"
         try:
             example = tf.train.Example.FromString(serialized)
             f = example.features.feature
-            scene = json.loads(f[schema.SCENE_JSON].bytes_list.value[0].decode())
-            image_png = f[schema.IMAGE_PNG].bytes_list.value[0]
             split = f[schema.SPLIT].bytes_list.value[0].decode()
             index = int(f[schema.SCENE_INDEX].int64_list.value[0])
+            record_id = f"{split}/{index:07d}"          # from here on a rejection names the scene
             if split not in SPLITS:
                 raise ValueError(f"unknown split {split!r} (expected one of {SPLITS})")
+            if not f[schema.IMAGE_PNG].bytes_list.value:
+                raise ValueError("the record has no image/png")
+            image_png = f[schema.IMAGE_PNG].bytes_list.value[0]
+            _check_png(image_png)
+            scene = json.loads(f[schema.SCENE_JSON].bytes_list.value[0].decode())
         except Exception as e:  # noqa: BLE001
             self._read.inc()
-            yield self._reject("unparseable-scene-record", f"{type(e).__name__}: {e}")
+            yield self._reject(record_id, f"{type(e).__name__}: {e}")
             return
         for k in range(self.captions_per_image):
             self._read.inc()

@@ -7,7 +7,8 @@ interchangeable inputs.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+import contextlib
+from typing import Dict, Iterator, List, Optional
 
 import tensorflow as tf
 
@@ -15,6 +16,9 @@ from tfvgs import features, schema
 from tfvgs.config import Config
 
 SPLITS = ("train", "val", "test")
+
+# Every shard a `records` dataset of this process reads, in first-use order: where `corrupt_shards_named` looks.
+_SHARDS_READ: Dict[str, None] = {}
 
 
 def shard_pattern(data_dir: str, split: str) -> str:
@@ -27,10 +31,17 @@ def list_shards(data_dir: str, split: str) -> List[str]:
     files = sorted(tf.io.gfile.glob(pattern))
     if not files:
         raise FileNotFoundError(f"No TFRecord shards for split {split!r}: nothing matches {pattern}")
-    totals = {f.rsplit("-of-", 1)[1] for f in files}
-    if len(totals) != 1 or len(files) != int(next(iter(totals)).split(".")[0]):
+    totals = {int(f.rsplit("-of-", 1)[1].split(".")[0]) for f in files}
+    if len(totals) != 1:
         raise ValueError(f"Shards of split {split!r} in {data_dir} do not form one complete set (found {len(files)} "
                          f"files of totals {sorted(totals)}): remove stale shards from an earlier run")
+    total = totals.pop()
+    expected = {f"{split}-{i:05d}-of-{total:05d}.tfrecord" for i in range(total)}
+    present = {f.rsplit("/", 1)[-1] for f in files}
+    if present != expected:
+        raise ValueError(f"Shards of split {split!r} in {data_dir} do not form one complete set of {total}: missing "
+                         f"{sorted(expected - present)}, unexpected {sorted(present - expected)}. Rewrite the "
+                         f"split (rerun the pipeline that wrote it)")
     return files
 
 
@@ -57,6 +68,7 @@ def records(data_dir: str, split: str, config: Config, training: bool, seed: Opt
     """Serialized records of a split: shards interleaved, shuffled when training (seeded, so a resumed run sees the
     same order), optionally endless, with the first `skip_examples` skipped before any decoding."""
     files = list_shards(data_dir, split)
+    _SHARDS_READ.update(dict.fromkeys(files))
     seed = config.seed if seed is None else seed
     ds = tf.data.Dataset.from_tensor_slices(files)
     if training:
@@ -133,3 +145,26 @@ def count_records(files: List[str], limit: Optional[int] = None) -> int:
         except tf.errors.DataLossError as e:
             raise tf.errors.DataLossError(None, None, f"Corrupt TFRecord shard {path}: {e.message}") from e
     return total if limit is None else min(total, limit)
+
+
+@contextlib.contextmanager
+def corrupt_shards_named() -> Iterator[None]:
+    """Re-raises a DataLossError from inside the block with the corrupt shard's path in its message.
+
+    tf.data's reader error says only "corrupted record at <offset>" and surfaces wherever the dataset is iterated
+    (inside `fit`, say), far from the file list. So, on that failure path only, the shards this process's
+    `pairs_dataset` / `scenes_dataset` read are re-read one by one until the bad one is found: nothing is paid while
+    the data is sound. The original error is re-raised as is if no shard turns out corrupt."""
+    try:
+        yield
+    except tf.errors.DataLossError as e:
+        if "Corrupt TFRecord shard" in (e.message or ""):
+            raise
+        for path in list(_SHARDS_READ):
+            try:
+                count_records([path])
+            except tf.errors.DataLossError as named:
+                raise named from e
+            except tf.errors.OpError:  # e.g. deleted since it was read: not what failed here
+                continue
+        raise

@@ -16,6 +16,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfvgs import data
+
 
 class NonFiniteLossError(RuntimeError):
     """Training produced a NaN or infinite loss."""
@@ -138,7 +140,8 @@ def fit_resumable(model: keras.Model, make_train_dataset: Callable[[int], tf.dat
     """Trains until `steps` (rounded up to whole chunks) from wherever the restored optimizer step is.
 
     `make_train_dataset(skip_batches)` must return the endless training dataset with its first `skip_batches`
-    batches skipped. Returns the last logs; raises NonFiniteLossError on a NaN/inf loss.
+    batches skipped. Returns the last logs; raises NonFiniteLossError on a NaN/inf loss, and a DataLossError naming
+    the shard when a TFRecord shard read through `tfvgs.data` is corrupt.
     """
     chunk = max(1, int(checkpoint_every))
     total_chunks = max(1, math.ceil(steps / chunk))
@@ -148,9 +151,10 @@ def fit_resumable(model: keras.Model, make_train_dataset: Callable[[int], tf.dat
         print(f"already trained {done} steps (>= {steps}); nothing to do", flush=True)
         return {}
     saver = CheckpointEveryChunk(manager)
-    history = model.fit(make_train_dataset(done), epochs=total_chunks, initial_epoch=initial_chunk,
-                        steps_per_epoch=chunk, callbacks=[saver, *callbacks], validation_data=validation_data,
-                        verbose=verbose)
+    with data.corrupt_shards_named():  # tf.data's DataLossError names no file
+        history = model.fit(make_train_dataset(done), epochs=total_chunks, initial_epoch=initial_chunk,
+                            steps_per_epoch=chunk, callbacks=[saver, *callbacks], validation_data=validation_data,
+                            verbose=verbose)
     if not saver.finite:
         raise NonFiniteLossError(
             f"non-finite loss at step {int(model.optimizer.iterations.numpy())}; stopped. The last good checkpoint "

@@ -16,6 +16,7 @@ from tfvgs.summaries import MatchmapSummaries, RecallSummaries
 def build_dual_encoder(config, loss: Optional[str] = None) -> DualEncoder:
     """The configured dual encoder, compiled and built (weights and optimizer slots exist, so checkpoints restore)."""
     m = config.model
+    keras.utils.set_random_seed(config.seed)   # the initial weights follow the config's seed, like the GAN's
     model = DualEncoder(
         build_image_encoder(m.image_encoder, embedding_dim=m.embedding_dim, width_multiplier=m.image_width),
         build_audio_encoder(m.audio_encoder, embedding_dim=m.embedding_dim, width_multiplier=m.audio_width),
