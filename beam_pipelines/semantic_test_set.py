@@ -25,13 +25,13 @@ from __future__ import annotations
 import argparse
 import math
 import os
-from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Dict, Iterable, List, Optional, Sequence
+from typing import Dict, Iterable, List, Optional, Sequence
 
 import apache_beam as beam
 import numpy as np
 
 from beam_pipelines import common
+from beam_pipelines.spoken_captions import SpeakFn
 from tfvgs import config as config_lib
 from tfvgs.seeding import stable_seed
 
@@ -141,46 +141,6 @@ class MakePairFn(beam.DoFn):
 # ---------------------------------------------------------------------------------------------------------------
 # Speech (shared with beam_pipelines.transfer_test_set)
 
-class SpeakAndEncodeFn(beam.DoFn):
-    """A batch of items {"id", "text", "voice", ...} -> (kind, record) each: espeak-ng in a thread pool, the shared
-    log-mel, then `encode(item, logmel) -> (kind, serialized)`. Length and TTS failures go to the dead-letter output."""
-
-    def __init__(self, config: config_lib.Config, encode: Callable, workers: int, step: str = "speech"):
-        self.config, self.encode, self.workers, self.step = config, encode, workers, step
-
-    def setup(self):
-        from beam_pipelines.spoken_captions import LogMelFn
-        self._log_mel = LogMelFn(self.config.features)
-        self._pool = ThreadPoolExecutor(max_workers=self.workers)
-        self._reject = common.Reject(self.step)
-
-    def teardown(self):
-        self._pool.shutdown(wait=True)
-
-    def _speak(self, item):
-        from tfvgs import speech
-        try:
-            return speech.synthesize(item["text"], item["voice"], sample_rate=self.config.speech.sample_rate), None
-        except Exception as e:  # noqa: BLE001
-            return None, f"{type(e).__name__}: {e}"
-
-    def process(self, batch: List[dict]) -> Iterable:
-        s = self.config.speech
-        for item, (waveform, error) in zip(batch, self._pool.map(self._speak, batch)):
-            seconds = 0.0 if waveform is None else waveform.size / float(s.sample_rate)
-            if error is None and not s.min_seconds <= seconds <= s.max_seconds:
-                error = f"speech length {seconds:.2f} s outside [{s.min_seconds}, {s.max_seconds}] s"
-            if error is None:
-                try:
-                    output = self.encode(item, self._log_mel(waveform))
-                except Exception as e:  # noqa: BLE001
-                    error = f"{type(e).__name__}: {e}"
-            if error is not None:
-                yield self._reject(item["id"], error, item["text"])
-                continue
-            yield output
-
-
 def word_items(config: config_lib.Config, voices_per_word: int) -> List[dict]:
     """One work item per (attribute value, voice): the k-th voice of every word is test speaker k."""
     from tfvgs import speech
@@ -226,7 +186,7 @@ def build_pipeline(p: beam.Pipeline, config: config_lib.Config, output_dir: str,
              | "CountWords" >> beam.Map(_count_read)
              | "ReshuffleWords" >> beam.Reshuffle()
              | "BatchWords" >> beam.BatchElements(min_batch_size=4, max_batch_size=16)
-             | "SpeakWords" >> beam.ParDo(SpeakAndEncodeFn(config, encode_word, workers)).with_outputs(
+             | "SpeakWords" >> beam.ParDo(SpeakFn(config, encode_word, workers)).with_outputs(
                  common.REJECTED_TAG, main="records"))
     _ = ((pairs.records, words.records)
          | "MergeRecords" >> beam.Flatten()

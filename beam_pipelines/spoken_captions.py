@@ -13,7 +13,7 @@ import argparse
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
-from typing import Iterable, List, Optional, Sequence
+from typing import Callable, Iterable, List, Optional, Sequence
 
 import apache_beam as beam
 import numpy as np
@@ -103,15 +103,21 @@ class PlanCaptionsFn(beam.DoFn):
 
 
 class SpeakFn(beam.DoFn):
-    """A batch of work items -> (split, pair record) each: TTS in a thread pool, then log-mel and encoding."""
+    """A batch of work items -> `encode(item, logmel)` each: espeak-ng in a thread pool, the shared log-mel. TTS
+    failures, speech outside [speech.min_seconds, max_seconds] and encoding errors go to the dead-letter output
+    under the item's id, never dropped. Items carry the text to speak, a `Voice` under "voice" and an id.
 
-    def __init__(self, config: config_lib.Config, style: str, workers: int):
-        self.config, self.style, self.workers = config, style, workers
+    Used by every pipeline that speaks: captions (`EncodePair`), isolated words and transfer captions."""
+
+    def __init__(self, config: config_lib.Config, encode: Callable, workers: int, step: str = "speech",
+                 id_key: str = "id", text_key: str = "text"):
+        self.config, self.encode, self.workers, self.step = config, encode, workers, step
+        self.id_key, self.text_key = id_key, text_key
 
     def setup(self):
         self._log_mel = LogMelFn(self.config.features)
         self._pool = ThreadPoolExecutor(max_workers=self.workers)
-        self._reject = common.Reject("speech")
+        self._reject = common.Reject(self.step)
 
     def teardown(self):
         self._pool.shutdown(wait=True)
@@ -119,31 +125,41 @@ class SpeakFn(beam.DoFn):
     def _speak(self, item):
         from tfvgs import speech
         try:
-            return speech.synthesize(item["caption"], item["voice"], sample_rate=self.config.speech.sample_rate), None
+            return speech.synthesize(item[self.text_key], item["voice"],
+                                     sample_rate=self.config.speech.sample_rate), None
         except Exception as e:  # noqa: BLE001
             return None, f"{type(e).__name__}: {e}"
 
     def process(self, batch: List[dict]) -> Iterable:
-        from tfvgs import schema
-        speech_config = self.config.speech
+        s = self.config.speech
         for item, (waveform, error) in zip(batch, self._pool.map(self._speak, batch)):
-            seconds = 0.0 if waveform is None else waveform.size / float(speech_config.sample_rate)
-            if error is None and not speech_config.min_seconds <= seconds <= speech_config.max_seconds:
-                error = (f"speech length {seconds:.2f} s outside [{speech_config.min_seconds}, "
-                         f"{speech_config.max_seconds}] s")
+            seconds = 0.0 if waveform is None else waveform.size / float(s.sample_rate)
+            if error is None and not s.min_seconds <= seconds <= s.max_seconds:
+                error = f"speech length {seconds:.2f} s outside [{s.min_seconds}, {s.max_seconds}] s"
             if error is None:
                 try:
-                    logmel = self._log_mel(waveform)
-                    record = schema.encode_pair_record(
-                        pair_id=item["pair_id"], image_png=item["image_png"], logmel=logmel, caption=item["caption"],
-                        voice=item["voice"].spec, split=item["split"], caption_style=self.style,
-                        scene_json=item["scene_json"], latent=item.get("latent"))
+                    output = self.encode(item, self._log_mel(waveform))
                 except Exception as e:  # noqa: BLE001 - rejected with its reason, never dropped
                     error = f"{type(e).__name__}: {e}"
             if error is not None:
-                yield self._reject(item["pair_id"], error, item["caption"])
+                yield self._reject(item[self.id_key], error, item[self.text_key])
                 continue
-            yield item["split"], record
+            yield output
+
+
+class EncodePair:
+    """A caption work item and its log-mel -> (split, serialized pair record)."""
+
+    def __init__(self, style: str):
+        self.style = style
+
+    def __call__(self, item: dict, logmel: np.ndarray):
+        from tfvgs import schema
+        record = schema.encode_pair_record(
+            pair_id=item["pair_id"], image_png=item["image_png"], logmel=logmel, caption=item["caption"],
+            voice=item["voice"].spec, split=item["split"], caption_style=self.style, scene_json=item["scene_json"],
+            latent=item.get("latent"))
+        return item["split"], record
 
 
 def speak_and_write(items, upstream_rejected, config: config_lib.Config, style: str, workers: int,
@@ -153,7 +169,7 @@ def speak_and_write(items, upstream_rejected, config: config_lib.Config, style: 
     spoken = (items
               | "ReshuffleCaptions" >> beam.Reshuffle()
               | "BatchCaptions" >> beam.BatchElements(min_batch_size=4, max_batch_size=16)
-              | "SpeakAndLogMel" >> beam.ParDo(SpeakFn(config, style, workers)).with_outputs(
+              | "SpeakAndLogMel" >> beam.ParDo(SpeakFn(config, EncodePair(style), workers, id_key="pair_id", text_key="caption")).with_outputs(
                   common.REJECTED_TAG, main="pairs"))
     _ = spoken.pairs | "WriteRecords" >> common.WriteSplitRecords(output_dir, SPLITS, config.data.num_shards)
     _ = ((upstream_rejected, spoken[common.REJECTED_TAG])

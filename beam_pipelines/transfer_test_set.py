@@ -20,7 +20,7 @@ import apache_beam as beam
 import numpy as np
 
 from beam_pipelines import common
-from beam_pipelines.semantic_test_set import SpeakAndEncodeFn
+from beam_pipelines.spoken_captions import SpeakFn
 from beam_pipelines.spoken_captions import voice_split
 from tfvgs import config as config_lib
 from tfvgs.seeding import stable_seed
@@ -85,7 +85,7 @@ def build_pipeline(p: beam.Pipeline, config: config_lib.Config, output_dir: str,
                    common.REJECTED_TAG, main="items"))
     spoken = (planned.items
               | "BatchCaptions" >> beam.BatchElements(min_batch_size=4, max_batch_size=16)
-              | "SpeakCaptions" >> beam.ParDo(SpeakAndEncodeFn(config, encode_transfer, workers)).with_outputs(
+              | "SpeakCaptions" >> beam.ParDo(SpeakFn(config, encode_transfer, workers)).with_outputs(
                   common.REJECTED_TAG, main="records"))
     _ = spoken.records | "WriteRecords" >> common.WriteSplitRecords(output_dir, (split,), config.data.num_shards)
     _ = ((planned[common.REJECTED_TAG], spoken[common.REJECTED_TAG])

@@ -31,6 +31,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 import numpy as np
 from scipy import linalg
 
+from tfvgs.plotting import pyplot, save_figure
 from tfvgs.world.vocabulary import ATTRIBUTES
 
 ATTRIBUTE_FAMILIES = ("shape", "color", "material", "size")   # as tfvgs.models.attribute_segmenter (no TF here)
@@ -304,26 +305,9 @@ def read_history(out_dir: str) -> List[Dict[str, Any]]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def _pyplot():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
-def _save_figure(fig, path: str) -> None:
-    import io
-
-    import tensorflow as tf
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    with tf.io.gfile.GFile(path, "wb") as f:
-        f.write(buffer.getvalue())
-
-
 def plot_attributes(report: Mapping[str, Any], path: str) -> None:
     """Bar charts, one per family, of generated vs real attribute frequencies (TV distance in each title)."""
-    plt = _pyplot()
+    plt = pyplot()
     attributes = report["attributes"]
     fig, axes = plt.subplots(1, len(ATTRIBUTE_FAMILIES), figsize=(4 * len(ATTRIBUTE_FAMILIES), 3.5))
     for ax, family in zip(axes, ATTRIBUTE_FAMILIES):
@@ -338,13 +322,13 @@ def plot_attributes(report: Mapping[str, Any], path: str) -> None:
     axes[0].set_ylabel("fraction of described objects")
     axes[0].legend()
     fig.tight_layout()
-    _save_figure(fig, path)
+    save_figure(fig, path)
     plt.close(fig)
 
 
 def plot_object_counts(report: Mapping[str, Any], path: str) -> None:
     """Bar chart of the number of described objects per image, generated vs real."""
-    plt = _pyplot()
+    plt = pyplot()
     counts = report["object_counts"]
     top = max(len(counts["generated"]), len(counts["real"]))
     x = np.arange(top)
@@ -356,13 +340,13 @@ def plot_object_counts(report: Mapping[str, Any], path: str) -> None:
     ax.set_ylabel("fraction of images")
     ax.legend()
     fig.tight_layout()
-    _save_figure(fig, path)
+    save_figure(fig, path)
     plt.close(fig)
 
 
 def plot_history(reports: Sequence[Mapping[str, Any]], path: str) -> None:
     """FID, KID and well-formed fraction against images shown (report order when `images_shown` is missing)."""
-    plt = _pyplot()
+    plt = pyplot()
     x_label = "images shown" if all("images_shown" in r for r in reports) else "report"
     if x_label == "images shown":          # a resumed run may append out of order
         reports = sorted(reports, key=lambda r: r["images_shown"])
@@ -383,7 +367,7 @@ def plot_history(reports: Sequence[Mapping[str, Any]], path: str) -> None:
         ax.set_title(title)
         ax.set_xlabel(x_label)
     fig.tight_layout()
-    _save_figure(fig, path)
+    save_figure(fig, path)
     plt.close(fig)
 
 

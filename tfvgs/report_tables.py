@@ -18,6 +18,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from tfvgs.plotting import pyplot, save_figure
+
 # The curriculum in report order, with the row names of paper 000 Tables 1-2 (exact_edits has no row there: it is
 # the renderer-edit upper bound of sec. 6.5).
 CURRICULUM: Tuple[Tuple[str, str], ...] = (
@@ -381,26 +383,9 @@ def write_json(report: Mapping[str, Any], path: str) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 # Figures
 
-def _pyplot():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
-def _save_figure(fig, path: str) -> None:
-    import io
-
-    import tensorflow as tf
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    with tf.io.gfile.GFile(path, "wb") as f:
-        f.write(buffer.getvalue())
-
-
 def plot_results(report: Mapping[str, Any], path: str) -> None:
     """Bars of our mean R@10, semantic mean and transfer accuracy per stage, the paper's numbers as markers."""
-    plt = _pyplot()
+    plt = pyplot()
     rows = [(r2, r1, rt) for r2, r1, rt in zip(report["table2"], report["table1"], report["transfer"])]
     names = [r2["row"] for r2, _, _ in rows]
     x = np.arange(len(names))
@@ -438,7 +423,7 @@ def plot_results(report: Mapping[str, Any], path: str) -> None:
             legend.setdefault(label, handle)
     fig.legend(list(legend.values()), list(legend), loc="upper center", ncol=len(legend), fontsize=9)
     fig.tight_layout(rect=(0, 0, 1, 0.93))
-    _save_figure(fig, path)
+    save_figure(fig, path)
     plt.close(fig)
 
 
@@ -450,7 +435,7 @@ def plot_matchmaps(images: np.ndarray, overlays: np.ndarray, captions: Sequence[
     if images.ndim != 4 or images.shape != overlays.shape or len(captions) != len(images):
         raise ValueError(f"`images` and `overlays` must be [N, H, W, 3] of one shape with N captions. Received: "
                          f"{images.shape}, {overlays.shape}, {len(captions)} captions")
-    plt = _pyplot()
+    plt = pyplot()
     n = len(images)
     fig, axes = plt.subplots(2, n, figsize=(3 * n, 7.2), squeeze=False)
     for i in range(n):
@@ -466,5 +451,5 @@ def plot_matchmaps(images: np.ndarray, overlays: np.ndarray, captions: Sequence[
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    _save_figure(fig, path)
+    save_figure(fig, path)
     plt.close(fig)

@@ -44,10 +44,15 @@ def edit_picture(edits: Dict[str, np.ndarray], path: str, labels: Optional[Seque
                  count: int = PICTURE_PAIRS) -> None:
     """Rows of original | edited | |difference| with the ablated h4 cells outlined on the original."""
     from PIL import Image, ImageDraw
+    scale = max(1, 128 // edits["original"].shape[1])     # small images are enlarged (nearest) to be seen
+
+    def to_uint8(image):
+        image = ((image + 1.0) * 127.5).clip(0, 255).astype(np.uint8)
+        return np.repeat(np.repeat(image, scale, axis=0), scale, axis=1)
+
     rows = []
     for i in range(min(count, len(edits["original"]))):
-        original = ((edits["original"][i] + 1.0) * 127.5).clip(0, 255).astype(np.uint8)
-        edited = ((edits["edited"][i] + 1.0) * 127.5).clip(0, 255).astype(np.uint8)
+        original, edited = to_uint8(edits["original"][i]), to_uint8(edits["edited"][i])
         difference = np.abs(original.astype(np.int16) - edited.astype(np.int16)).max(axis=-1)
         difference = np.repeat((255 * (difference / max(1, difference.max())))[..., None], 3, -1).astype(np.uint8)
         tile = Image.fromarray(original)

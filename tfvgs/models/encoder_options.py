@@ -28,3 +28,15 @@ def fan_out_he_normal():
 def scaled_channels(channels: int, width_multiplier: float) -> int:
     """A channel count scaled by `width_multiplier`, at least 1 (every encoder's width option)."""
     return max(1, int(round(channels * width_multiplier)))
+
+
+def halved_shape(input_shape, halvings: int, channels: int):
+    """Output shape [B, H', W', channels] of an image encoder whose stride-2 stages (padding "same"-like, so
+    size -> ceil(size / 2)) halve [B, H, W, C] `halvings` times; unknown sizes stay None."""
+    def down(size):
+        if size is None:
+            return None
+        for _ in range(halvings):
+            size = (size + 1) // 2
+        return size
+    return (input_shape[0], down(input_shape[1]), down(input_shape[2]), channels)

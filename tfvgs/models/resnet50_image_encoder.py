@@ -9,7 +9,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from tfvgs.models.encoder_options import check_encoder_options, fan_out_he_normal, scaled_channels
+from tfvgs.models.encoder_options import check_encoder_options, fan_out_he_normal, halved_shape, scaled_channels
 
 # (bottleneck width, blocks, stride of the first block) per stage; block output = 4 x width.
 RESNET50_STAGES = ((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2))
@@ -87,13 +87,7 @@ class Resnet50ImageEncoder(keras.layers.Layer):
         return self.embedding(x)
 
     def compute_output_shape(self, input_shape):
-        def down(size):
-            if size is None:
-                return None
-            for _ in range(5):
-                size = (size + 1) // 2
-            return size
-        return (input_shape[0], down(input_shape[1]), down(input_shape[2]), self.embedding_dim)
+        return halved_shape(input_shape, 5, self.embedding_dim)
 
     def get_config(self):
         config = super().get_config()

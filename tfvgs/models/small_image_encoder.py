@@ -9,7 +9,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from tfvgs.models.encoder_options import check_encoder_options, fan_out_he_normal, scaled_channels
+from tfvgs.models.encoder_options import check_encoder_options, fan_out_he_normal, halved_shape, scaled_channels
 
 STAGE_CHANNELS = (64, 128, 256)
 
@@ -59,13 +59,7 @@ class SmallImageEncoder(keras.layers.Layer):
         return self.embedding(x)
 
     def compute_output_shape(self, input_shape):
-        def down(size):
-            if size is None:
-                return None
-            for _ in STAGE_CHANNELS:
-                size = (size + 1) // 2
-            return size
-        return (input_shape[0], down(input_shape[1]), down(input_shape[2]), self.embedding_dim)
+        return halved_shape(input_shape, len(STAGE_CHANNELS), self.embedding_dim)
 
     def get_config(self):
         config = super().get_config()

@@ -181,14 +181,16 @@ class ClusterStage(Stage):
     def draw_clusters(self, images, features, clusters, masks, entries, per_row: int = 6):
         """clusters.png: one row per cluster, its most activating generated images with s(I|w_k) outlined."""
         from PIL import Image, ImageDraw
-        size = images.shape[1]
+        scale = max(1, 128 // images.shape[1])     # small images are enlarged (nearest) to be seen
+        size = images.shape[1] * scale
         grid = features.shape[1]
         rows = []
         for units, mask, entry in zip(clusters, masks, entries):
             strength = features[..., units].mean(axis=-1).max(axis=(1, 2))
             tiles = []
             for index in np.argsort(-strength)[:per_row]:
-                tile = Image.fromarray(((images[index] + 1.0) * 127.5).clip(0, 255).astype(np.uint8))
+                image = ((images[index] + 1.0) * 127.5).clip(0, 255).astype(np.uint8)
+                tile = Image.fromarray(np.repeat(np.repeat(image, scale, axis=0), scale, axis=1))
                 draw = ImageDraw.Draw(tile)
                 cell = size / grid
                 for r, c in zip(*np.nonzero(mask[index])):
