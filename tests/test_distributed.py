@@ -24,6 +24,7 @@ SETTINGS = [
     {"similarity": "sisa", "loss": "semi_hard", "edits": False},
     {"similarity": "misa", "loss": "hardest", "edits": True},
     {"similarity": "sima", "loss": "sampled", "edits": False},
+    {"similarity": "sisa", "loss": "semi_hard", "edits": "gan"},   # random GAN edits: same draws on 1 or 2 replicas
 ]
 
 
@@ -46,7 +47,17 @@ def _worker():
     n = (STEPS - 1) * GLOBAL_BATCH + LAST_BATCH
     data = {"image": rng.uniform(-1, 1, (n, 32, 32, 3)).astype("float32"),
             "logmel": rng.normal(size=(n, 64, 40)).astype("float32"),
-            "nframes": rng.integers(8, 65, n).astype("int32")}
+            "nframes": rng.integers(8, 65, n).astype("int32"),
+            "latent": rng.normal(size=(n, 16)).astype("float32")}
+
+    def gan_edits(model):
+        from tfvgs.config import get_config
+        from tfvgs.edits.negatives import RandomEdits
+        from tfvgs.gan import ProgressiveGenerator
+        keras.utils.set_random_seed(1)
+        generator = ProgressiveGenerator(latent_dim=16, max_resolution=32, fmap_base=64, fmap_max=16)
+        generator(data["latent"][:1])
+        return RandomEdits(generator, get_config("tiny").edits, seed=3, step=model.optimizer.iterations)
 
     def make_model(setting):
         keras.utils.set_random_seed(0)
@@ -60,9 +71,12 @@ def _worker():
         with strategy.scope():
             model = make_model(setting)
             model.set_weights(initial_weights)
-            if setting["edits"]:
-                model.negative_source = FlipNegatives()
             model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9))
+            if setting["edits"] == "gan":
+                model.optimizer.build(model.trainable_variables)
+                model.negative_source = gan_edits(model)
+            elif setting["edits"]:
+                model.negative_source = FlipNegatives()
         losses = []
         logger = keras.callbacks.LambdaCallback(on_train_batch_end=lambda b, logs: losses.append(logs))
         dataset = tf.data.Dataset.from_tensor_slices(data).batch(GLOBAL_BATCH)
@@ -96,7 +110,7 @@ def results():
 
 
 @pytest.mark.parametrize("index", range(len(SETTINGS)), ids=[
-    f"{s['similarity']}-{s['loss']}{'-edits' if s['edits'] else ''}" for s in SETTINGS])
+    f"{s['similarity']}-{s['loss']}{{True: '-edits', 'gan': '-gan-edits'}}.get(s['edits'], '')}" for s in SETTINGS])
 def test_two_replicas_match_one_device(results, index):
     result = results[index]
     single, mirrored = result["single"], result["mirrored"]

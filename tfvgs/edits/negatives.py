@@ -7,7 +7,9 @@ it does - more units with probability p raised along `ablation_probabilities` (r
 cluster's top-ranked units along `targeted_unit_counts` (targeted edits). A pair whose edit never changes the image
 gets valid=False and its original image back, so the loss ignores it (`DualEncoder.training_loss`).
 
-Randomness is stateless, keyed by (seed, optimizer step, replica, try), so a resumed run draws the same edits.
+Randomness is stateless, keyed by (seed, optimizer step, try) and drawn for the whole global batch of which each
+replica slices its rows (as `losses.anchor_uniforms`): a resumed run draws the same edits, and a pair gets the same
+edit on 1 or 8 replicas.
 """
 from __future__ import annotations
 
@@ -74,21 +76,33 @@ class GanEdits(NegativeSource):
     def num_tries(self) -> int:
         raise NotImplementedError
 
-    def ablation(self, attempt, batch_size, context) -> tf.Tensor:
-        """Unit mask [B, 1, 1, C] float of attempt `attempt` (0-based, a scalar tensor)."""
+    def ablation(self, attempt, rows, context) -> tf.Tensor:
+        """Unit mask [B, 1, 1, C] float of attempt `attempt` (0-based, a scalar tensor); `rows` as `global_rows`."""
         raise NotImplementedError
 
-    def prepare(self, embedding) -> Dict[str, tf.Tensor]:
+    def prepare(self, embedding, rows) -> Dict[str, tf.Tensor]:
         """Per-pair state for `ablation` (e.g. the drawn cluster) from the salient embedding [B, D]."""
         return {}
 
     # --- the edit ------------------------------------------------------------------------------------------------
-    def _random_seed(self, stream: int, attempt=0):
-        replica = tf.distribute.get_replica_context()
-        replica_id = 0 if replica is None else replica.replica_id_in_sync_group
-        step = tf.cast(self.step, tf.int64)
-        key = ((step * 64 + tf.cast(replica_id, tf.int64)) * 16 + stream) * 64 + tf.cast(attempt, tf.int64)
-        return tf.stack([tf.constant(self.seed, tf.int64), key])
+    def row_uniforms(self, rows, tail, stream: int, attempt=0):
+        """Uniforms [local rows, *tail] for this replica's rows of the global batch; `rows` from `global_rows`."""
+        offset, global_size, local_size = rows
+        key = tf.stack([tf.constant(self.seed, tf.int64), tf.cast(self.step, tf.int64)])
+        key = tf.random.experimental.stateless_fold_in(key, stream * 1024 + tf.cast(attempt, tf.int64))
+        shape = tf.concat([tf.reshape(global_size, [1]), tf.constant(list(tail), tf.int32)], axis=0)
+        return tf.random.stateless_uniform(shape, seed=key)[offset:offset + local_size]
+
+    @staticmethod
+    def global_rows(local_size):
+        """(offset of this replica's rows in the global batch, global batch size, local size)."""
+        local_size = tf.cast(local_size, tf.int32)
+        ctx = tf.distribute.get_replica_context()
+        if ctx is None or ctx.num_replicas_in_sync == 1:
+            return tf.constant(0), local_size, local_size
+        sizes = ctx.all_gather(tf.reshape(local_size, [1]), axis=0)
+        replica = tf.cast(ctx.replica_id_in_sync_group, tf.int32)
+        return tf.reduce_sum(sizes[:replica]), tf.reduce_sum(sizes), local_size
 
     def latents(self, batch):
         latent = batch.get("latent") if hasattr(batch, "get") else None
@@ -111,12 +125,13 @@ class GanEdits(NegativeSource):
         h4 = self.generator.features(self.latents(batch))
         rows, cols, embedding = salient_location(image_feats, audio_feats, audio_frames)
         location = location_mask(rows, cols, int(image_feats.shape[1]))
-        context = self.prepare(embedding)
         batch_size = tf.shape(original)[0]
+        rows = self.global_rows(batch_size)
+        context = self.prepare(embedding, rows)
         pixel_change, min_fraction = float(self.edits.pixel_change), float(self.edits.min_changed_fraction)
 
         def body(attempt, done, images, attempts):
-            ablation = location[..., None] * self.ablation(attempt, batch_size, context)           # [B, 8, 8, C]
+            ablation = location[..., None] * self.ablation(attempt, rows, context)           # [B, 8, 8, C]
             edited = tf.clip_by_value(tf.cast(self.generator.render(h4 * (1.0 - ablation)), tf.float32), -1.0, 1.0)
             changed = changed_fraction(edited, original, pixel_change) >= min_fraction
             take = tf.logical_and(changed, tf.logical_not(done))
@@ -153,9 +168,9 @@ class RandomEdits(GanEdits):
     def num_tries(self) -> int:
         return int(self.probabilities.shape[0])
 
-    def ablation(self, attempt, batch_size, context):
-        uniform = tf.random.stateless_uniform([batch_size, 1, 1, self.units], seed=self._random_seed(0, attempt))
-        return tf.cast(uniform < self.probabilities[attempt], tf.float32)
+    def ablation(self, attempt, rows, context):
+        uniform = self.row_uniforms(rows, [self.units], stream=0, attempt=attempt)
+        return tf.cast(uniform < self.probabilities[attempt], tf.float32)[:, None, None, :]
 
 
 class TargetedEdits(GanEdits):
@@ -198,17 +213,19 @@ class TargetedEdits(GanEdits):
     def num_tries(self) -> int:
         return int(self.counts.shape[0])
 
-    def prepare(self, embedding):
+    def prepare(self, embedding, rows):
         embedding = tf.cast(embedding, tf.float32)
         dim = self.membership.shape[1]
         scores = tf.matmul(embedding[:, :dim], self.membership, transpose_b=True)          # [B, K] cluster means
         weights = tf.nn.relu(scores)
         weights = tf.where(tf.reduce_sum(weights, -1, keepdims=True) > 0, weights, tf.ones_like(weights))
-        cluster = tf.random.stateless_categorical(tf.math.log(weights), 1, seed=self._random_seed(1),
-                                                  dtype=tf.int32)[:, 0]
-        return {"cluster": cluster}
+        # P(cluster k) proportional to weight k, by inverse CDF on one uniform per global row
+        cumulative = tf.math.cumsum(weights / tf.reduce_sum(weights, -1, keepdims=True), axis=-1)
+        uniform = self.row_uniforms(rows, [1], stream=1)                                     # [B, 1]
+        last = int(self.membership.shape[0]) - 1
+        return {"cluster": tf.minimum(tf.reduce_sum(tf.cast(cumulative <= uniform, tf.int32), axis=-1), last)}
 
-    def ablation(self, attempt, batch_size, context):
+    def ablation(self, attempt, rows, context):
         rank = tf.gather(self.unit_rank, context["cluster"])                                # [B, C]
         return tf.cast(rank < self.counts[attempt], tf.float32)[:, None, None, :]
 
