@@ -20,6 +20,7 @@ STEPS = 4                 # 3 full global batches and a last one of 5 pairs, spl
 GLOBAL_BATCH = 8
 LAST_BATCH = 5
 RTOL, ATOL = 1e-4, 1e-5
+EDIT_SUFFIX = {True: "-edits", "gan": "-gan-edits"}
 SETTINGS = [
     {"similarity": "sisa", "loss": "semi_hard", "edits": False},
     {"similarity": "misa", "loss": "hardest", "edits": True},
@@ -110,7 +111,7 @@ def results():
 
 
 @pytest.mark.parametrize("index", range(len(SETTINGS)), ids=[
-    f"{s['similarity']}-{s['loss']}{{True: '-edits', 'gan': '-gan-edits'}}.get(s['edits'], '')}" for s in SETTINGS])
+    f"{s['similarity']}-{s['loss']}" + EDIT_SUFFIX.get(s["edits"], "") for s in SETTINGS])
 def test_two_replicas_match_one_device(results, index):
     result = results[index]
     single, mirrored = result["single"], result["mirrored"]
