@@ -148,7 +148,13 @@ def test_the_edited_negative_enters_the_loss_gradient(generator):
         return [g.numpy() for g in tape.gradient(loss, model.trainable_weights) if g is not None], stats
 
     plain, _ = gradients(None)
-    edited, stats = gradients(negatives.RandomEdits(generator, CONFIG.edits, seed=0,
-                                                    step=tf.Variable(0, dtype=tf.int64)))
-    assert float(stats["edit_valid_fraction"]) > 0 and float(stats["edit_harder_fraction"]) > 0
-    assert any(not np.allclose(a, b) for a, b in zip(plain, edited))
+    used = 0
+    for seed in range(6):   # whether an edit is harder than the in-batch impostor depends on the draw
+        edited, stats = gradients(negatives.RandomEdits(generator, CONFIG.edits, seed=seed,
+                                                        step=tf.Variable(0, dtype=tf.int64)))
+        assert float(stats["edit_valid_fraction"]) > 0
+        differs = any(not np.allclose(a, b) for a, b in zip(plain, edited))
+        # "hardest of both": the gradient changes exactly when some edit is harder than the in-batch impostor
+        assert differs == (float(stats["edit_harder_fraction"]) > 0), (seed, stats)
+        used += int(differs)
+    assert used > 0, "no draw made an edit harder than the in-batch impostors: the comparison was vacuous"
