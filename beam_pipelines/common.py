@@ -36,6 +36,11 @@ def parse_pipeline_args(parser: argparse.ArgumentParser, argv: Optional[Sequence
     return known, options
 
 
+# Written items whose log-mel is longer than features.max_frames: kept, but cropped by the readers - counted so it
+# is never silent.
+LONGER_THAN_MAX_FRAMES = "longer_than_max_frames"
+
+
 def counter(name: str):
     return Metrics.counter(NAMESPACE, name)
 
@@ -145,6 +150,10 @@ def reconcile(result, output_dir: str, pipeline_name: str, extra: Optional[Dict[
           f" -> {output_dir}")
     if summary[REJECTED]:
         print(f"[{pipeline_name}] rejected items and reasons: {os.path.join(output_dir, 'rejected.jsonl')}")
+    if counts.get(LONGER_THAN_MAX_FRAMES):
+        print(f"[{pipeline_name}] note: {counts[LONGER_THAN_MAX_FRAMES]} of {summary[WRITTEN]} written items have "
+              f"more log-mel frames than features.max_frames; training and evaluation use their first max_frames "
+              f"frames (as paper 001 does), serving rejects such audio (counter {LONGER_THAN_MAX_FRAMES!r})")
     if not summary["balanced"]:
         raise RuntimeError(f"[{pipeline_name}] counts do not add up: read {summary[READ]} != written "
                            f"{summary[WRITTEN]} + rejected {summary[REJECTED]}. See {output_dir}/summary.json")

@@ -148,13 +148,16 @@ class SpeakFn(beam.DoFn):
 
 
 class EncodePair:
-    """A caption work item and its log-mel -> (split, serialized pair record)."""
+    """A caption work item and its log-mel -> (split, serialized pair record); counts log-mels longer than
+    `max_frames` (kept; the readers crop them)."""
 
-    def __init__(self, style: str):
-        self.style = style
+    def __init__(self, style: str, max_frames: int):
+        self.style, self.max_frames = style, int(max_frames)
 
     def __call__(self, item: dict, logmel: np.ndarray):
         from tfvgs import schema
+        if logmel.shape[0] > self.max_frames:
+            common.counter(common.LONGER_THAN_MAX_FRAMES).inc()
         record = schema.encode_pair_record(
             pair_id=item["pair_id"], image_png=item["image_png"], logmel=logmel, caption=item["caption"],
             voice=item["voice"].spec, split=item["split"], caption_style=self.style, scene_json=item["scene_json"],
@@ -169,7 +172,8 @@ def speak_and_write(items, upstream_rejected, config: config_lib.Config, style: 
     spoken = (items
               | "ReshuffleCaptions" >> beam.Reshuffle()
               | "BatchCaptions" >> beam.BatchElements(min_batch_size=4, max_batch_size=16)
-              | "SpeakAndLogMel" >> beam.ParDo(SpeakFn(config, EncodePair(style), workers, id_key="pair_id", text_key="caption")).with_outputs(
+              | "SpeakAndLogMel" >> beam.ParDo(SpeakFn(config, EncodePair(style, config.features.max_frames), workers,
+                                                       id_key="pair_id", text_key="caption")).with_outputs(
                   common.REJECTED_TAG, main="pairs"))
     _ = spoken.pairs | "WriteRecords" >> common.WriteSplitRecords(output_dir, SPLITS, config.data.num_shards)
     _ = ((upstream_rejected, spoken[common.REJECTED_TAG])

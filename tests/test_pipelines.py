@@ -74,8 +74,14 @@ def test_spoken_captions_dead_letters_add_up(tiny_world, tmp_path):
     out = tmp_path / "pairs"
     # 2 captions per scene; 1.2 s is shorter than most captions and longer than none of the one-object ones
     summary = spoken_captions.run(["--scenes_dir", str(scenes_dir), "--output_dir", str(out), "--config", "tiny",
-                                   "--captions_per_image", "2", "--set", "speech.max_seconds=2.5"])
+                                   "--captions_per_image", "2", "--set", "speech.max_seconds=2.5",
+                                   "--set", "features.max_frames=150"])
     rejected = common.read_jsonl(str(out / "rejected.jsonl"))
+    # kept but longer than the readers' max_frames: counted, never silent
+    frames = [schema.read_pair_record(r.numpy())["nframes"]
+              for r in tf.data.TFRecordDataset(data.list_shards(str(out), "val"))]
+    assert sum(n > 150 for n in frames) > 0
+    assert summary["counters"].get(common.LONGER_THAN_MAX_FRAMES, 0) == sum(n > 150 for n in frames)
     assert summary["read"] == 2 * len(good) + 1
     assert summary["written"] + summary["rejected"] == summary["read"]
     assert summary["rejected"] == len(rejected) >= 2
