@@ -1,35 +1,22 @@
-"""The README's main command (`tfvgs.demo`: render, `--stage all`, export, report) on the tiny preset, once.
-
-The tiny GAN (1.6 kimg) draws blobs; a segmenter trained for 200 steps (not the preset's 20) finds objects in about
-half of them, and min_confidence 0 lets those through, so Audio CLEVRGAN has pairs in every split.
-"""
+"""The README's main command (`tfvgs.demo`: render, `--stage all`, export, report) on the tiny preset, once (the
+session fixture `tiny_demo` in conftest.py)."""
+import contextlib
 import io
 import json
 import os
-import contextlib
 
 import numpy as np
 import pytest
 
-from tfvgs import curriculum, demo, train
+from tests.conftest import TINY_DEMO_OVERRIDES
+from tfvgs import curriculum, train
 
-OVERRIDES = ["--set", "segmenter.steps=200", "--set", "segmenter.min_confidence=0.0", "--set", "data.num_scenes=48",
-             "--set", "gan.quality_samples=4"]
 EDIT_STAGES = ("random_edits", "hn_random_edits", "targeted_edits", "hn_targeted_edits")
 
 
-def quietly(function, argv):
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        function(argv)
-    return out.getvalue()
-
-
 @pytest.fixture(scope="module")
-def everything(tmp_path_factory):
-    workdir = str(tmp_path_factory.mktemp("all") / "w")
-    console = quietly(demo.run, ["--workdir", workdir, "--config", "tiny", *OVERRIDES])
-    return {"workdir": workdir, "console": console, "scenes": os.path.join(workdir, "data", "scenes")}
+def everything(tiny_demo):
+    return tiny_demo
 
 
 def read_json(*parts):
@@ -92,6 +79,9 @@ def test_demo_writes_its_report_pictures_and_savedmodels(everything):
 
 
 def test_stage_all_rerun_skips_what_is_done(everything):
-    console = quietly(train.main, ["--stage", "all", "--config", "tiny", "--data_dir", everything["scenes"],
-                                   "--workdir", everything["workdir"], *OVERRIDES])
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        train.main(["--stage", "all", "--config", "tiny", "--data_dir", everything["scenes"], "--workdir",
+                    everything["workdir"], *TINY_DEMO_OVERRIDES])
+    console = out.getvalue()
     assert console.count("done already, skipped") == 15

@@ -34,9 +34,12 @@ KILL_AFTER_CHECKPOINT = random.Random(7).choice((2, 4))
 # differs by far more: re-reading the first batches instead of skipping them gave 0.36 at step 8 (davenet).
 ATOL = 1e-6
 
-STAGES = {  # stage -> (tiny_world key, config section of its schedule)
-    "davenet": ("pairs", "train"),
-    "segmenter": ("scenes", "segmenter"),
+STAGES = {  # stage -> (its data, config field of its steps, config field of its checkpoint interval)
+    "davenet": ("tiny_world pairs", "train.steps", "train.checkpoint_every"),
+    "segmenter": ("tiny_world scenes", "segmenter.steps", "segmenter.checkpoint_every"),
+    # an edit stage: GAN edits drawn per step must resume exactly too (needs a GAN, davenet and Audio CLEVRGAN pairs:
+    # copied from the tiny demo run)
+    "random_edits": ("tiny_demo pairs", "edits.steps", "train.checkpoint_every"),
 }
 
 
@@ -52,14 +55,23 @@ def checkpoint_values(checkpoint_dir):
 
 @pytest.mark.slow  # 3 processes that each trace a model: 47-49 s each here, under a load average of 6 on 2 cores
 @pytest.mark.parametrize("stage", sorted(STAGES))
-def test_sigkill_between_checkpoints_then_resume_equals_an_uninterrupted_run(stage, tiny_world, tmp_path):
-    data_key, section = STAGES[stage]
+def test_sigkill_between_checkpoints_then_resume_equals_an_uninterrupted_run(stage, request, tmp_path):
+    source, steps_field, every_field = STAGES[stage]
+    fixture, key = source.split()
+    provided = request.getfixturevalue(fixture)
+    if fixture == "tiny_demo":    # the stage starts from davenet and edits with the GAN: both workdirs get copies
+        data_dir = os.path.join(provided["workdir"], "data", key)
+        for name in ("straight", "killed"):
+            for part in ("gan", "davenet", "segmenter"):
+                shutil.copytree(os.path.join(provided["workdir"], part), tmp_path / name / part)
+    else:
+        data_dir = provided[key]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
 
     def command(workdir, steps):
         return [sys.executable, "-m", "tfvgs.train", "--stage", stage, "--config", "tiny", "--data_dir",
-                tiny_world[data_key], "--workdir", str(workdir), "--set", f"{section}.steps={steps}", "--set",
-                f"{section}.checkpoint_every={CHECKPOINT_EVERY}"]
+                data_dir, "--workdir", str(workdir), "--set", f"{steps_field}={steps}", "--set",
+                f"{every_field}={CHECKPOINT_EVERY}"]
 
     def start(workdir, steps, log):
         return subprocess.Popen(command(workdir, steps), cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
