@@ -85,3 +85,41 @@ def test_stage_all_rerun_skips_what_is_done(everything):
                     everything["workdir"], *TINY_DEMO_OVERRIDES])
     console = out.getvalue()
     assert console.count("done already, skipped") == 15
+
+
+def test_config_flags_carry_every_override_to_the_pipelines(tmp_path):
+    from tfvgs.config import get_config
+    config = get_config("tiny", ["seed=3", "edits.steps=7"])
+    flags = curriculum.Curriculum(config, str(tmp_path), str(tmp_path)).config_flags()
+    assert flags[:2] == ["--config", "tiny"]
+    assert {"seed=3", "edits.steps=7"} == {flags[i + 1] for i in range(2, len(flags), 2)}
+
+
+def test_a_stage_counts_as_done_only_when_it_finished(tiny_demo, tmp_path):
+    """model.keras alone (e.g. killed during its after-training evaluation) is not done; done.json is written last."""
+    import shutil
+
+    from tfvgs.config import get_config
+    workdir = tmp_path / "w"
+    shutil.copytree(os.path.join(tiny_demo["workdir"], "random_edits"), workdir / "random_edits")
+    steps = {name: done for name, done, _ in curriculum.Curriculum(get_config("tiny"), "", str(workdir)).steps()}
+    assert steps["random_edits"]()
+    os.remove(workdir / "random_edits" / "done.json")
+    assert (workdir / "random_edits" / "model.keras").exists() and not steps["random_edits"]()
+
+
+def test_edit_stages_refuse_pairs_drawn_by_another_generator(tiny_demo):
+    import keras
+
+    from tfvgs.config import get_config
+    from tfvgs.gan import ProgressiveGenerator
+    from tfvgs.stages.edits import RandomEditsStage
+    config = get_config("tiny")
+    stage = RandomEditsStage(config, tiny_demo["workdir"], os.path.join(tiny_demo["workdir"], "data", "pairs"))
+    from tfvgs import gan_io
+    stage.check_generator_drew_the_data(gan_io.load_generator(tiny_demo["workdir"]))   # the one that drew them
+    keras.utils.set_random_seed(123)
+    other = ProgressiveGenerator(latent_dim=config.gan.latent_dim, max_resolution=config.world.image_size,
+                                 fmap_base=config.gan.fmap_base, fmap_max=config.gan.fmap_max)
+    with pytest.raises(ValueError, match="not drawn by"):
+        stage.check_generator_drew_the_data(other)

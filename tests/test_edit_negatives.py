@@ -112,7 +112,7 @@ def test_targeted_edit_ablates_the_top_ranked_units_of_the_drawn_cluster(generat
     h4 = generator.features(batch["latent"])
     ablation = np.zeros([1, 8, 8, units], np.float32)
     ablation[0, 4:6, 4:6, :count] = 1.0          # feature cell (2, 2) of 4x4 = h4 cells 4-5; cluster 0's first units
-    expected = tf.clip_by_value(generator.render(h4[:1] * (1.0 - ablation)), -1.0, 1.0)
+    expected = negatives.quantize(generator.render(h4[:1] * (1.0 - ablation)))
     np.testing.assert_allclose(out["images"].numpy()[0], expected.numpy()[0], atol=1e-5)
 
 

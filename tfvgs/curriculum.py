@@ -54,6 +54,8 @@ class Curriculum:
             if isinstance(values, dict):
                 flags += [f for key, value in values.items() if preset[section][key] != value
                           for f in ("--set", f"{section}.{key}={json.dumps(value)}")]
+            elif section != "name" and preset[section] != values:       # top-level fields such as the seed
+                flags += ["--set", f"{section}={json.dumps(values)}"]
         return flags
 
     # --- steps -----------------------------------------------------------------------------------------------
@@ -64,9 +66,7 @@ class Curriculum:
             return stages.get_stage(name)(self.config, self.workdir, self.data_dir(data))
 
         def done() -> bool:
-            stage = make()
-            marker = getattr(stage, "clusters_path", None) or stage.model_path
-            return tf.io.gfile.exists(marker)
+            return tf.io.gfile.exists(make().done_path)
 
         return name, done, lambda: make().run()
 

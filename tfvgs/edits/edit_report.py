@@ -108,8 +108,13 @@ def write_edit_report(model, source, pairs, config, workdir: str, stage_dir: str
         report["note"] = f"no segmenter at {segmenter_path}: success rate not measured"
     with tf.io.gfile.GFile(os.path.join(stage_dir, "edit_success.json"), "w") as f:
         json.dump(report, f, indent=2, sort_keys=True, default=_json_default)
-    print(f"[edits] {report.get('rate', float('nan')):.1%} of {report['n_edited']} held-out edits succeeded "
-          f"(any change {report.get('any_change_rate', float('nan')):.1%}; paper 000: 88%) -> "
+    def percent(key):
+        value = report.get(key)
+        return "n/a" if value is None else f"{value:.1%}"
+
+    print(f"[edits] {percent('rate')} of {report['n_edited']} held-out edits succeeded (any change "
+          f"{percent('any_change_rate')}; {report['valid_fraction']:.1%} changed the image enough to be used; "
+          f"paper 000: 88%) -> "
           f"{os.path.join(stage_dir, 'edit_success.json')}", flush=True)
     return report
 

@@ -52,6 +52,13 @@ def location_mask(rows, cols, feature_size: int, grid: int = H4_GRID):
     return tf.cast(mask, tf.float32)
 
 
+def quantize(images):
+    """Float images -> the values a PNG round trip gives (uint8 levels in [-1, 1]), like the stored positives: an
+    unquantised negative would differ from every positive in a way the model could learn instead of attributes."""
+    images = tf.clip_by_value(tf.cast(images, tf.float32), -1.0, 1.0)
+    return tf.round((images + 1.0) * 127.5) / 127.5 - 1.0
+
+
 def changed_fraction(edited, original, pixel_change: float):
     """[B]: fraction of pixels whose largest channel difference exceeds `pixel_change` (images in [-1, 1])."""
     moved = tf.reduce_max(tf.abs(edited - original), axis=-1) > pixel_change
@@ -132,7 +139,7 @@ class GanEdits(NegativeSource):
 
         def body(attempt, done, images, attempts):
             ablation = location[..., None] * self.ablation(attempt, rows, context)           # [B, 8, 8, C]
-            edited = tf.clip_by_value(tf.cast(self.generator.render(h4 * (1.0 - ablation)), tf.float32), -1.0, 1.0)
+            edited = quantize(self.generator.render(h4 * (1.0 - ablation)))
             changed = changed_fraction(edited, original, pixel_change) >= min_fraction
             take = tf.logical_and(changed, tf.logical_not(done))
             images = tf.where(take[:, None, None, None], edited, images)
@@ -145,7 +152,8 @@ class GanEdits(NegativeSource):
         _, valid, images, attempts = tf.while_loop(
             more, body, (tf.constant(0), tf.zeros([batch_size], tf.bool), original,
                          tf.zeros([batch_size], tf.int32)))
-        return {"images": images, "valid": valid, "location": location, "attempts": attempts, **context}
+        public = {k: v for k, v in context.items() if not k.startswith("_")}
+        return {"images": images, "valid": valid, "location": location, "attempts": attempts, **public}
 
     def negatives(self, batch, image_feats, audio_feats, audio_frames):
         result = self.edit(batch, image_feats, audio_feats, audio_frames)
@@ -168,9 +176,13 @@ class RandomEdits(GanEdits):
     def num_tries(self) -> int:
         return int(self.probabilities.shape[0])
 
+    def prepare(self, embedding, rows):
+        # one uniform per (pair, unit) for all tries: raising p only adds units, so each try ablates a superset of
+        # the last ("p is increased until the edited image differs", sec. 5.4)
+        return {"_unit_uniform": self.row_uniforms(rows, [self.units], stream=0)}
+
     def ablation(self, attempt, rows, context):
-        uniform = self.row_uniforms(rows, [self.units], stream=0, attempt=attempt)
-        return tf.cast(uniform < self.probabilities[attempt], tf.float32)[:, None, None, :]
+        return tf.cast(context["_unit_uniform"] < self.probabilities[attempt], tf.float32)[:, None, None, :]
 
 
 class TargetedEdits(GanEdits):

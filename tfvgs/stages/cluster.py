@@ -29,7 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfvgs import data, gan_io
-from tfvgs.stages.stage import Stage
+from tfvgs.stages.stage import Stage, write_text_atomically
 
 RANKING_SEED_BASE = 10_000_000   # latent seeds of the ranking sample: apart from the Audio CLEVRGAN data's seeds
 BATCH = 64
@@ -91,8 +91,7 @@ class ClusterStage(Stage):
                 for k, (units, ranking) in enumerate(zip(clusters.clusters, rankings))],
             "partition": json.loads(clusters.to_json()),
         }
-        with tf.io.gfile.GFile(self.clusters_path, "w") as f:
-            json.dump(result, f, indent=1)
+        write_text_atomically(self.clusters_path, json.dumps(result, indent=1))
         concept_clusters.dendrogram_figure(clusters, os.path.join(self.stage_dir, "dendrogram.png"))
         self.draw_clusters(images, features, clusters.clusters, masks, result["clusters"])
         print(f"[{self.name}] wrote {self.clusters_path} in {time.time() - start:.0f} s", flush=True)
@@ -101,7 +100,9 @@ class ClusterStage(Stage):
             print(f"  cluster {c['id']:2d}: {len(c['units']):3d} units, label "
                   f"{label['value'] + ' (IoU %.2f)' % label['iou'] if label else '-'}, top words "
                   f"{', '.join(w for w, _ in c['top_words'][:3])}", flush=True)
-        return {"num_clusters": float(len(clusters.clusters))}
+        logs = {"num_clusters": float(len(clusters.clusters))}
+        self.mark_done(logs)
+        return logs
 
     # --- steps -----------------------------------------------------------------------------------------------
     def activations(self, model):

@@ -37,7 +37,25 @@ class RandomEditsStage(DavenetStage):
         return model
 
     def load_generator(self):
-        return gan_io.load_generator(self.workdir)
+        generator = gan_io.load_generator(self.workdir)
+        self.check_generator_drew_the_data(generator)
+        return generator
+
+    def check_generator_drew_the_data(self, generator, pairs: int = 8) -> None:
+        """The edits redraw each pair's image from its stored latent: that is only an edit of the pair's image if
+        this generator drew it. Fails clearly when the data came from another (e.g. retrained) generator."""
+        batch = next(iter(data.pairs_dataset(self.data_dir, "train", self.config, pairs)))
+        latent = batch["latent"]
+        if latent.shape[1] != generator.latent_dim:
+            raise ValueError(f"stage {self.name!r} edits GAN-drawn pairs, but the records in {self.data_dir} carry "
+                             f"latents of size {latent.shape[1]}, not {generator.latent_dim} "
+                             f"({gan_io.generator_path(self.workdir)}): use Audio CLEVRGAN data of this generator")
+        drawn = negatives.quantize(generator(latent))
+        difference = float(tf.reduce_mean(tf.abs(drawn - batch["image"])))
+        if difference > 0.02:
+            raise ValueError(f"the pairs in {self.data_dir} were not drawn by {gan_io.generator_path(self.workdir)} "
+                             f"(mean pixel difference {difference:.3f} on {pairs} train pairs; same generator: "
+                             f"< 0.005): rebuild Audio CLEVRGAN with this generator, or use the one that drew them")
 
     def build_negative_source(self, model):
         return negatives.RandomEdits(self.load_generator(), self.config.edits, seed=self.config.seed,
@@ -75,6 +93,10 @@ class TargetedEditsStage(RandomEditsStage):
 
     def build_negative_source(self, model):
         clusters = self.read_clusters()["clusters"]
+        dim = self.config.model.embedding_dim
+        if any(u >= dim for c in clusters for u in c["units"]):
+            raise ValueError(f"the clusters of stage {self.cluster_stage!r} name embedding units beyond this model's "
+                             f"{dim}: they were made for another model. Re-run `--stage {self.cluster_stage}`.")
         return negatives.TargetedEdits(self.load_generator(), self.config.edits, seed=self.config.seed,
                                        step=model.optimizer.iterations,
                                        clusters=[c["units"] for c in clusters],

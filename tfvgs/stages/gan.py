@@ -180,11 +180,19 @@ class PhaseQuality:
         if shown in self.reported:   # a resumed run passing the same boundary again
             return
         start = time.time()
-        report = gan_quality.quality_report(
-            gan.sampling_generator, self.segmenter, self.reals, self.stage.config.gan.quality_samples,
-            self.stage.config, seed=0, level=finished.level,
-            info={"images_shown": shown, "step": int(step), "level": finished.level,
-                  "resolution": finished.resolution, "phase": describe(finished)})
+        # sync_phase has already set alpha for the next phase (~0 at the start of a fade-in); the finished phase's
+        # level is measured fully faded in, then alpha is put back
+        alpha = gan.sampling_generator.alpha
+        saved_alpha = alpha.numpy()
+        alpha.assign(1.0)
+        try:
+            report = gan_quality.quality_report(
+                gan.sampling_generator, self.segmenter, self.reals, self.stage.config.gan.quality_samples,
+                self.stage.config, seed=0, level=finished.level,
+                info={"images_shown": shown, "step": int(step), "level": finished.level,
+                      "resolution": finished.resolution, "phase": describe(finished)})
+        finally:
+            alpha.assign(saved_alpha)
         gan_quality.write_report(report, self.out_dir)
         self.reported.add(shown)
         with self.writer.as_default(step=step):
@@ -380,8 +388,11 @@ class GanStage(Stage):
         rate = progress.images_per_second()
         print(f"[gan] {shown()} images shown ({describe(gan.phase)}); generator saved to {self.model_path}"
               + (f"; {rate:.1f} img/s this run" if math.isfinite(rate) else ""), flush=True)
-        return {**last_logs, "images_shown": float(shown()), "step": float(progress.step),
+        logs = {**last_logs, "images_shown": float(shown()), "step": float(progress.step),
                 "resolution": float(info.get("resolution", gan.phase.resolution)), "images_per_second": rate}
+        if shown() >= total_images:
+            self.mark_done({k: v for k, v in logs.items() if math.isfinite(v)})
+        return logs
 
     def _phase_quality(self, writer) -> Optional[PhaseQuality]:
         if self.config.gan.quality_samples <= 0:

@@ -17,6 +17,19 @@ from tfvgs import training
 from tfvgs.config import Config
 
 
+def save_keras_atomically(model: keras.Model, path: str) -> None:
+    """Saves under a temporary name, then renames: a kill mid-save never leaves a broken `path` behind."""
+    partial = path[:-len(".keras")] + ".partial.keras"
+    model.save(partial)
+    tf.io.gfile.rename(partial, path, overwrite=True)
+
+
+def write_text_atomically(path: str, text: str) -> None:
+    with tf.io.gfile.GFile(path + ".partial", "w") as f:
+        f.write(text)
+    tf.io.gfile.rename(path + ".partial", path, overwrite=True)
+
+
 class Stage(abc.ABC):
     """One step of the curriculum. Subclasses set `name` and implement the abstract hooks."""
 
@@ -46,6 +59,11 @@ class Stage(abc.ABC):
     @property
     def model_path(self) -> str:
         return os.path.join(self.stage_dir, "model.keras")
+
+    @property
+    def done_path(self) -> str:
+        """Written last, once every output of the stage exists (`--stage all` skips stages that have it)."""
+        return os.path.join(self.stage_dir, "done.json")
 
     # --- hooks -------------------------------------------------------------------------------------------------
 
@@ -81,7 +99,12 @@ class Stage(abc.ABC):
         return []
 
     def save(self, model: keras.Model) -> None:
-        model.save(self.model_path)
+        save_keras_atomically(model, self.model_path)
+
+    def mark_done(self, logs: Dict[str, float]) -> None:
+        import json
+        with tf.io.gfile.GFile(self.done_path, "w") as f:
+            json.dump({"stage": self.name, "logs": {k: float(v) for k, v in logs.items()}}, f, indent=2)
 
     def schedule(self) -> Tuple[int, int]:
         """(total steps, steps between checkpoints); stages with their own config section override it."""
@@ -92,9 +115,11 @@ class Stage(abc.ABC):
 
     # --- the shared driver -------------------------------------------------------------------------------------
 
-    # Config sections a resumed run must share with the run that wrote its checkpoints (the data order and the
-    # model depend on them); anything else, e.g. train.steps, may change between runs.
-    RESUME_INVARIANTS = ("seed", "world", "features", "data", "model", "train.batch_size", "train.optimizer")
+    # Config sections a resumed run must share with the run that wrote its checkpoints (the data order, the model and
+    # the edits depend on them); anything else, e.g. train.steps, may change between runs.
+    RESUME_INVARIANTS = ("seed", "world", "features", "data", "model", "train.batch_size", "train.optimizer",
+                         "edits.ablation_probabilities", "edits.pixel_change", "edits.min_changed_fraction",
+                         "edits.targeted_unit_counts")
 
     def check_resume_config(self) -> None:
         saved_path = os.path.join(self.stage_dir, "config.json")
@@ -127,4 +152,5 @@ class Stage(abc.ABC):
         print(f"[{self.name}] model saved to {self.model_path}; TensorBoard: tensorboard --logdir "
               f"{self.tensorboard_dir}", flush=True)
         self.after_training(model, logs)
+        self.mark_done(logs)
         return logs
