@@ -50,12 +50,8 @@ def faithfulness(segmenter, dataset, config: config_lib.Config, style: str = "sy
             if not description["confident"]:
                 continue
             counts["kept"] += 1
-            scene = json.loads(scene_json.decode() if isinstance(scene_json, bytes) else scene_json)
-            visible = np.bincount(masks[b].ravel(), minlength=len(scene["objects"]) + 1)[1:]
-            truth = [o for o, n in zip(scene["objects"], visible) if n >= s.min_object_pixels]
-            size = images.shape[1]
-            pairs = dict(describe.match_objects(description["objects"], truth, size / 8.0,
-                                                size / float(scene.get("image_size", size))))
+            _, truth, scale = describe.visible_truth(scene_json, masks[b], s.min_object_pixels)
+            pairs = dict(describe.match_objects(description["objects"], truth, images.shape[1] / 8.0, scale))
             caption = speech.describe_scene(description, seed=seed + counts["scenes"], style=style)
             wrong = ungrounded = 0
             mentioned = set()

@@ -244,6 +244,16 @@ def match_objects(described: Sequence[Mapping[str, Any]], truth: Sequence[Mappin
     return [(int(i), int(j)) for i, j in zip(rows, cols) if cost[i, j] <= max_distance]
 
 
+def visible_truth(scene_json, instance_mask: np.ndarray, min_object_pixels: int):
+    """What a description of a rendering can be checked against: (scene dict, its objects with at least
+    `min_object_pixels` visible pixels in `instance_mask` [S, S], the factor from scene pixel_coords to image pixels)."""
+    scene = json.loads(scene_json.decode() if isinstance(scene_json, bytes) else scene_json)
+    visible = np.bincount(np.asarray(instance_mask).ravel(), minlength=len(scene["objects"]) + 1)[1:]
+    truth = [o for o, n in zip(scene["objects"], visible) if n >= min_object_pixels]
+    size = np.asarray(instance_mask).shape[0]
+    return scene, truth, size / float(scene.get("image_size", size))
+
+
 def evaluate_segmenter(model: Callable, dataset, *, min_object_pixels: int = 20, min_confidence: float = 0.6,
                        max_match_distance: Optional[float] = None, max_batches: Optional[int] = None,
                        **options) -> Dict[str, Any]:
@@ -289,11 +299,8 @@ def evaluate_segmenter(model: Callable, dataset, *, min_object_pixels: int = 20,
         descriptions = describe_maps(maps, min_object_pixels=min_object_pixels, min_confidence=min_confidence,
                                      **options)
         for b, (description, scene_json) in enumerate(zip(descriptions, np.asarray(batch["scene_json"]).ravel())):
-            scene = json.loads(scene_json.decode() if isinstance(scene_json, bytes) else scene_json)
-            visible = np.bincount(mask[b].ravel(), minlength=len(scene["objects"]) + 1)[1:]
-            truth = [o for o, n in zip(scene["objects"], visible) if n >= min_object_pixels]
+            scene, truth, scale = visible_truth(scene_json, mask[b], min_object_pixels)
             totals["hidden_objects"] += len(scene["objects"]) - len(truth)
-            scale = size / float(scene.get("image_size", size))
             described = description["objects"]
             pairs = match_objects(described, truth, max_match_distance or size / 8.0, scale)
             all_correct = 0

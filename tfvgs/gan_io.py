@@ -41,17 +41,12 @@ def latents_for_seeds(seeds: Iterable[int], latent_dim: int) -> np.ndarray:
 
 def save_generator(generator, stage_dir: str, info: Dict[str, Any]) -> str:
     """Writes `generator.keras` and `generator.json` (`info` plus the generator's sizes) into `stage_dir`."""
-    import tensorflow as tf  # gfile: local paths and gs:// alike
+    from tfvgs import atomic_files
     path = os.path.join(stage_dir, GENERATOR_FILENAME)
-    partial = os.path.join(stage_dir, "generator.partial.keras")     # renamed when complete: a kill never leaves
-    generator.save(partial)                                           # a broken generator.keras behind
     info = dict(info, latent_dim=generator.latent_dim, max_resolution=generator.max_resolution,
                 h4_channels=generator.h4_channels, model=GENERATOR_FILENAME)
-    info_path = os.path.join(stage_dir, INFO_FILENAME)
-    with tf.io.gfile.GFile(info_path + ".partial", "w") as f:
-        f.write(json.dumps(info, indent=2, sort_keys=True) + "\n")
-    tf.io.gfile.rename(info_path + ".partial", info_path, overwrite=True)
-    tf.io.gfile.rename(partial, path, overwrite=True)
+    atomic_files.write_text(os.path.join(stage_dir, INFO_FILENAME), json.dumps(info, indent=2, sort_keys=True) + "\n")
+    atomic_files.save_keras(generator, path)      # last: generator.keras exists only with its generator.json
     return path
 
 

@@ -37,15 +37,31 @@ def check_loss_kind(kind: str) -> str:
     return kind.lower()
 
 
-def anchor_uniforms(seed, step, global_size, offset, local_size, stream: int):
-    """Uniforms in [0, 1) for anchors [offset, offset + local_size) of a global batch of `global_size` rows.
+def global_rows(local_size):
+    """(offset of this replica's rows in the global batch, global batch size) in the current replica context.
 
-    The whole global vector is drawn from `tf.random.stateless_uniform` seeded by (seed, step) folded with `stream`
-    and each replica slices its own rows, so a given global row gets the same number on 1 or 8 replicas.
+    Must run in a replica context (inside `strategy.run`, or anywhere without a strategy)."""
+    local_size = tf.cast(local_size, tf.int32)
+    ctx = tf.distribute.get_replica_context()
+    if ctx is None:
+        return tf.constant(0), local_size
+    sizes = ctx.all_gather(tf.reshape(local_size, [1]), axis=0)                      # [replicas]
+    replica_id = ctx.replica_id_in_sync_group
+    replica_id = tf.cast(replica_id, tf.int32) if isinstance(replica_id, tf.Tensor) else int(replica_id)
+    return tf.reduce_sum(sizes[:replica_id]), tf.reduce_sum(sizes)
+
+
+def anchor_uniforms(seed, step, global_size, offset, local_size, stream, tail=()):
+    """Uniforms in [0, 1), shape [local_size, *tail], for rows [offset, offset + local_size) of a global batch of
+    `global_size` rows.
+
+    The whole global array is drawn from `tf.random.stateless_uniform` seeded by (seed, step) folded with `stream`
+    and each replica slices its own rows, so a given global row gets the same numbers on 1 or 8 replicas.
     """
     key = tf.stack([tf.cast(seed, tf.int64), tf.cast(step, tf.int64)])
     key = tf.random.experimental.stateless_fold_in(key, stream)
-    values = tf.random.stateless_uniform(tf.reshape(tf.cast(global_size, tf.int32), [1]), seed=key)
+    shape = tf.concat([tf.reshape(tf.cast(global_size, tf.int32), [1]), tf.constant(list(tail), tf.int32)], axis=0)
+    values = tf.random.stateless_uniform(shape, seed=key)
     return values[offset:offset + local_size]
 
 

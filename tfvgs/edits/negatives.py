@@ -18,6 +18,7 @@ from typing import Dict, Sequence
 import numpy as np
 import tensorflow as tf
 
+from tfvgs import losses
 from tfvgs import similarity as sim
 from tfvgs.models.negative_source import NegativeSource
 
@@ -95,21 +96,13 @@ class GanEdits(NegativeSource):
     def row_uniforms(self, rows, tail, stream: int, attempt=0):
         """Uniforms [local rows, *tail] for this replica's rows of the global batch; `rows` from `global_rows`."""
         offset, global_size, local_size = rows
-        key = tf.stack([tf.constant(self.seed, tf.int64), tf.cast(self.step, tf.int64)])
-        key = tf.random.experimental.stateless_fold_in(key, stream * 1024 + tf.cast(attempt, tf.int64))
-        shape = tf.concat([tf.reshape(global_size, [1]), tf.constant(list(tail), tf.int32)], axis=0)
-        return tf.random.stateless_uniform(shape, seed=key)[offset:offset + local_size]
+        return losses.anchor_uniforms(self.seed, self.step, global_size, offset, local_size,
+                                      stream * 1024 + tf.cast(attempt, tf.int64), tail)
 
     @staticmethod
     def global_rows(local_size):
         """(offset of this replica's rows in the global batch, global batch size, local size)."""
-        local_size = tf.cast(local_size, tf.int32)
-        ctx = tf.distribute.get_replica_context()
-        if ctx is None or ctx.num_replicas_in_sync == 1:
-            return tf.constant(0), local_size, local_size
-        sizes = ctx.all_gather(tf.reshape(local_size, [1]), axis=0)
-        replica = tf.cast(ctx.replica_id_in_sync_group, tf.int32)
-        return tf.reduce_sum(sizes[:replica]), tf.reduce_sum(sizes), local_size
+        return (*losses.global_rows(local_size), tf.cast(local_size, tf.int32))
 
     def latents(self, batch):
         latent = batch.get("latent") if hasattr(batch, "get") else None

@@ -109,9 +109,7 @@ class DualEncoder(keras.Model):
         """
         ctx = tf.distribute.get_replica_context()
         local = tf.shape(image_feats)[0]
-        sizes = ctx.all_gather(tf.reshape(local, [1]), axis=0)                     # [replicas]
-        offset = tf.reduce_sum(sizes[:_replica_id(ctx)])
-        global_size = tf.reduce_sum(sizes)
+        offset, global_size = triplet_losses.global_rows(local)
 
         if self.similarity == "sisa":
             image_vec = sim.pool_image(image_feats)
@@ -235,7 +233,3 @@ def _unpack(data):
                          f"Received keys: {sorted(data)}")
     return data
 
-
-def _replica_id(ctx):
-    replica_id = ctx.replica_id_in_sync_group
-    return tf.cast(replica_id, tf.int32) if isinstance(replica_id, tf.Tensor) else int(replica_id)

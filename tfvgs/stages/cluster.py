@@ -28,8 +28,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfvgs import data, gan_io
-from tfvgs.stages.stage import Stage, write_text_atomically
+from tfvgs import atomic_files, data, gan_io
+from tfvgs.stages.stage import Stage
 
 RANKING_SEED_BASE = 10_000_000   # latent seeds of the ranking sample: apart from the Audio CLEVRGAN data's seeds
 BATCH = 64
@@ -91,7 +91,7 @@ class ClusterStage(Stage):
                 for k, (units, ranking) in enumerate(zip(clusters.clusters, rankings))],
             "partition": json.loads(clusters.to_json()),
         }
-        write_text_atomically(self.clusters_path, json.dumps(result, indent=1))
+        atomic_files.write_text(self.clusters_path, json.dumps(result, indent=1))
         concept_clusters.dendrogram_figure(clusters, os.path.join(self.stage_dir, "dendrogram.png"))
         self.draw_clusters(images, features, clusters.clusters, masks, result["clusters"])
         print(f"[{self.name}] wrote {self.clusters_path} in {time.time() - start:.0f} s", flush=True)

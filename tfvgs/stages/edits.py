@@ -24,12 +24,16 @@ from tfvgs.edits import negatives
 from tfvgs.stages.davenet import DavenetStage
 
 
-class RandomEditsStage(DavenetStage):
-    name = "random_edits"
-    init_from = "davenet"
+class EditStage(DavenetStage):
+    """A DavenetStage fine-tuned with one edited negative per pair for `edits.steps` steps."""
 
     def schedule(self):
         return self.config.edits.steps, self.config.train.checkpoint_every
+
+
+class RandomEditsStage(EditStage):
+    name = "random_edits"
+    init_from = "davenet"
 
     def build_model(self):
         model = super().build_model()
@@ -113,16 +117,13 @@ class HnTargetedEditsStage(TargetedEditsStage):
     cluster_stage = "hn_cluster"
 
 
-class ExactEditsStage(DavenetStage):
+class ExactEditsStage(EditStage):
     """Trains on the renderer-edit training set (`beam_pipelines.transfer_test_set --split train`): rendered scenes,
     their spoken synthetic captions and single-attribute renderer edits as the negatives. `--data_dir` is that set;
     recall is still measured on it during training (its val split is the train split's tail: none is written)."""
 
     name = "exact_edits"
     init_from = "davenet"
-
-    def schedule(self):
-        return self.config.edits.steps, self.config.train.checkpoint_every
 
     def build_train_dataset(self, skip_batches: int) -> tf.data.Dataset:
         from tfvgs import semantic_eval

@@ -13,21 +13,8 @@ from typing import Dict, List, Optional, Tuple
 import keras
 import tensorflow as tf
 
-from tfvgs import training
+from tfvgs import atomic_files, training
 from tfvgs.config import Config
-
-
-def save_keras_atomically(model: keras.Model, path: str) -> None:
-    """Saves under a temporary name, then renames: a kill mid-save never leaves a broken `path` behind."""
-    partial = path[:-len(".keras")] + ".partial.keras"
-    model.save(partial)
-    tf.io.gfile.rename(partial, path, overwrite=True)
-
-
-def write_text_atomically(path: str, text: str) -> None:
-    with tf.io.gfile.GFile(path + ".partial", "w") as f:
-        f.write(text)
-    tf.io.gfile.rename(path + ".partial", path, overwrite=True)
 
 
 class Stage(abc.ABC):
@@ -99,12 +86,12 @@ class Stage(abc.ABC):
         return []
 
     def save(self, model: keras.Model) -> None:
-        save_keras_atomically(model, self.model_path)
+        atomic_files.save_keras(model, self.model_path)
 
     def mark_done(self, logs: Dict[str, float]) -> None:
         import json
-        with tf.io.gfile.GFile(self.done_path, "w") as f:
-            json.dump({"stage": self.name, "logs": {k: float(v) for k, v in logs.items()}}, f, indent=2)
+        atomic_files.write_text(self.done_path, json.dumps(
+            {"stage": self.name, "logs": {k: float(v) for k, v in logs.items()}}, indent=2))
 
     def schedule(self) -> Tuple[int, int]:
         """(total steps, steps between checkpoints); stages with their own config section override it."""
