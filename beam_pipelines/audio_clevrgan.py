@@ -78,7 +78,9 @@ def check_models(workdir: str, allow_partial_gan: bool = False) -> None:
 class DrawAndDescribeFn(beam.DoFn):
     """A batch of sample indices -> GAN images -> segmenter descriptions -> one caption work item per caption.
 
-    Both models are loaded once per worker in setup() and run as tf.functions over whole batches.
+    Both models are loaded once per worker in setup() and run as tf.functions over whole batches. process() is
+    draw -> describe -> caption_items, each usable on its own after setup() (benchmarks/audio_clevrgan_bench.py
+    times them one by one).
     """
 
     def __init__(self, config: config_lib.Config, workdir: str, num_samples: int, captions_per_image: int,
@@ -113,16 +115,48 @@ class DrawAndDescribeFn(beam.DoFn):
         self._reject_description = common.Reject("describe")
         self._reject_caption = common.Reject("caption")
 
-    def process(self, indices: List[int]) -> Iterable:
-        from tfvgs import describe, gan_io, schema, speech
-        indices = sorted(int(i) for i in indices)
+    def draw(self, indices: Sequence[int]):
+        """Sample indices -> (latent seeds, latents [B, D], the uint8 images [B, S, S, 3] that are stored, finite [B]:
+        False where the generator drew a non-finite pixel). Needs setup()."""
+        from tfvgs import gan_io
         seeds = [latent_seed(self.config.seed, i) for i in indices]
         latents = gan_io.latents_for_seeds(seeds, self.latent_dim)
         images, finite = (np.asarray(x) for x in self._draw(latents))
+        return seeds, latents, images, finite
+
+    def describe(self, images: np.ndarray) -> List[dict]:
+        """The segmenter's descriptions (`tfvgs.describe`) of the very uint8 images `draw` returned. Needs setup()."""
+        from tfvgs import describe
         s = self.config.segmenter
-        descriptions = describe.describe_images(self._segment, images.astype(np.float32) / 127.5 - 1.0,
-                                                min_object_pixels=s.min_object_pixels,
-                                                min_confidence=s.min_confidence)
+        return describe.describe_images(self._segment, images.astype(np.float32) / 127.5 - 1.0,
+                                        min_object_pixels=s.min_object_pixels, min_confidence=s.min_confidence)
+
+    def caption_items(self, index: int, seed: int, latent: np.ndarray, image: np.ndarray,
+                      description: dict) -> Iterable:
+        """A confidently described sample -> its K caption work items (caption text, voice, scene JSON, PNG,
+        latent); a caption that cannot be written goes to the dead-letter output instead. Needs setup()."""
+        from tfvgs import schema, speech
+        split = split_for_index(index, self.num_samples, self.config.data.split_fractions)
+        scene = dict(description, image_index=index, split=split, latent_seed=seed)
+        scene_json = json.dumps(scene, sort_keys=True)
+        image_png = schema.encode_png(image)
+        for k in range(self.captions_per_image):
+            item_id = pair_id(split, index, k)
+            try:
+                caption = speech.caption_for_scene(description, seed=caption_seed(self.config.seed, index, k),
+                                                   style=self.style)
+                voice = speech.pick_voice(item_id, voice_split(split), rate_range=self.config.speech.rate_range,
+                                          pitch_range=self.config.speech.pitch_range)
+            except Exception as e:  # noqa: BLE001 - recorded with its reason, never dropped
+                yield self._reject_caption(item_id, f"{type(e).__name__}: {e}", f"latent_seed={seed}")
+                continue
+            yield {"pair_id": item_id, "split": split, "scene_json": scene_json, "image_png": image_png,
+                   "caption": caption, "voice": voice, "latent": latent}
+
+    def process(self, indices: List[int]) -> Iterable:
+        indices = sorted(int(i) for i in indices)
+        seeds, latents, images, finite = self.draw(indices)
+        descriptions = self.describe(images)
         k_range = range(self.captions_per_image)
         for index, seed, latent, image, ok, description in zip(indices, seeds, latents, images, finite,
                                                                descriptions):
@@ -140,20 +174,7 @@ class DrawAndDescribeFn(beam.DoFn):
                 for item_id in ids:
                     yield self._reject_description(item_id, f"segmenter: {description['reason']}", source)
                 continue
-            scene = dict(description, image_index=index, split=split, latent_seed=seed)
-            scene_json = json.dumps(scene, sort_keys=True)
-            image_png = schema.encode_png(image)
-            for k, item_id in zip(k_range, ids):
-                try:
-                    caption = speech.caption_for_scene(description, seed=caption_seed(self.config.seed, index, k),
-                                                       style=self.style)
-                    voice = speech.pick_voice(item_id, voice_split(split), rate_range=self.config.speech.rate_range,
-                                              pitch_range=self.config.speech.pitch_range)
-                except Exception as e:  # noqa: BLE001 - recorded with its reason, never dropped
-                    yield self._reject_caption(item_id, f"{type(e).__name__}: {e}", source)
-                    continue
-                yield {"pair_id": item_id, "split": split, "scene_json": scene_json, "image_png": image_png,
-                       "caption": caption, "voice": voice, "latent": latent}
+            yield from self.caption_items(index, seed, latent, image, description)
 
 
 def build_pipeline(p: beam.Pipeline, config: config_lib.Config, workdir: str, output_dir: str, num_samples: int,
