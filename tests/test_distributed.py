@@ -25,6 +25,7 @@ SETTINGS = [
     {"similarity": "sisa", "loss": "semi_hard", "edits": False},
     {"similarity": "misa", "loss": "hardest", "edits": True},
     {"similarity": "sima", "loss": "sampled", "edits": False},
+    {"similarity": "sisa", "loss": "mms", "edits": False},         # softmax over the gathered global batch
     {"similarity": "sisa", "loss": "semi_hard", "edits": "gan"},   # random GAN edits: same draws on 1 or 2 replicas
 ]
 

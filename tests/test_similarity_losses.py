@@ -227,6 +227,44 @@ def test_single_pair_batch_has_no_in_batch_impostor():
     np.testing.assert_allclose(with_edit.numpy(), [1.5, 0.5])
 
 
+def _np_mms_direction(scores, positives, margin, extra=None):
+    """float64 reference of the masked margin softmax for one direction."""
+    out = []
+    for j, row in enumerate(np.asarray(scores, np.float64)):
+        logits = row.copy()
+        logits[positives[j]] -= margin
+        if extra is not None and extra[1][j]:
+            logits = np.append(logits, extra[0][j])
+        out.append(np.log(np.exp(logits).sum()) - logits[positives[j]])
+    return np.array(out)
+
+
+def test_mms_matches_a_numpy_reference_and_edits_join_only_caption_anchors():
+    rng = np.random.default_rng(3)
+    i2a, a2i = rng.normal(size=(3, 5)) * 3, rng.normal(size=(3, 5)) * 3
+    positives = [1, 2, 4]                                     # local anchors placed in a larger global batch
+    got = losses.mms_loss(i2a, a2i, positives, margin=0.5).numpy()
+    want = _np_mms_direction(i2a, positives, 0.5) + _np_mms_direction(a2i, positives, 0.5)
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    edited, valid = np.array([0.3, 50.0, -1.0]), np.array([True, False, True])
+    got, details = losses.mms_loss(i2a, a2i, positives, 0.5, edited, valid, return_details=True)
+    want = _np_mms_direction(i2a, positives, 0.5) + _np_mms_direction(a2i, positives, 0.5, (edited, valid))
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-5)               # the invalid 50.0 changed nothing
+    np.testing.assert_array_equal(details["used_extra"].numpy(), valid)
+    terms, _ = losses.triplet_loss_terms("mms", i2a, a2i, positives, margin=0.5)
+    assert set(terms) == {"mms"}
+
+
+def test_mms_pushes_the_positive_up_and_every_impostor_down():
+    scores = tf.Variable(tf.zeros([2, 4]))
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(losses.mms_loss(scores, tf.zeros([2, 4]), [0, 3], margin=1.0))
+    grad = tape.gradient(loss, scores).numpy()
+    positive = np.zeros([2, 4], bool)
+    positive[0, 0] = positive[1, 3] = True
+    assert np.all(grad[positive] < 0) and np.all(grad[~positive] > 0)      # unlike a triplet: all impostors move
+
+
 def test_anchor_uniforms_do_not_depend_on_how_the_batch_is_split():
     whole = losses.anchor_uniforms(3, 11, 10, 0, 10, stream=1).numpy()
     parts = [losses.anchor_uniforms(3, 11, 10, start, size, stream=1).numpy()

@@ -79,7 +79,7 @@ class ModelConfig:
     # (val loss 1.999 vs 2.0 at chance) while this recipe had already fallen to 3.29 of 4.0; MISA is used to evaluate.
     train_similarity: str = "sisa"      # sisa | misa | sima
     eval_similarity: str = "misa"
-    loss: str = "semi_hard"             # sampled (eq. 11) | semi_hard (= sampled + semi-hard, eq. 15) | hardest
+    loss: str = "semi_hard"             # sampled (eq. 11) | semi_hard (= sampled + semi-hard, eq. 15) | hardest | mms
     margin: float = 1.0
 
 

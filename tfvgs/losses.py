@@ -14,6 +14,11 @@ average):
     semi-hard  paper 001 eqs. 12-14: the most similar candidate that is still *less* similar than the positive,
                falling back to a random one when there is none; paper 001 trains with sampled + semi-hard (eq. 15);
     hardest    paper 000 "Hard Negatives": the most similar other candidate.
+    mms        not in the papers: the masked margin softmax of Ilharco et al. 2019 ("Large-scale representation
+               learning from visually grounded untranscribed speech"): -log softmax of the positive's score minus
+               the margin against *every* candidate, so each anchor learns from all impostors of the global batch
+               rather than from one or two. Offered because the triplet losses learn slowly on 2 CPU cores
+               (docs/results.md); a valid edited negative joins the candidates of its caption anchor.
 
 Randomness is passed in as uniforms in [0, 1), one per anchor and direction, so the caller can make them a pure
 function of (seed, step, global row) with `anchor_uniforms`: the same impostors whatever the number of replicas.
@@ -28,7 +33,7 @@ from typing import Optional, Sequence, Tuple
 
 import tensorflow as tf
 
-LOSS_KINDS = ("sampled", "semi_hard", "hardest")
+LOSS_KINDS = ("sampled", "semi_hard", "hardest", "mms")
 
 
 def check_loss_kind(kind: str) -> str:
@@ -191,13 +196,38 @@ def hardest_triplet_loss(image_to_audio, audio_to_image, positive_index, margin:
     return (i2a + a2i, {"used_extra": used}) if return_details else i2a + a2i
 
 
+def _mms_direction(scores, positive_index, margin, extra=None):
+    """-log(exp(S_pos - margin) / (exp(S_pos - margin) + sum over impostors exp(S_imp))) per anchor [B]."""
+    positive = tf.one_hot(tf.cast(positive_index, tf.int32), tf.shape(scores)[1], on_value=True, off_value=False)
+    logits = tf.where(positive, scores - tf.cast(margin, scores.dtype), scores)
+    used_extra = tf.zeros([tf.shape(scores)[0]], tf.bool)
+    if extra is not None:
+        extra_scores, extra_valid = tf.cast(extra[0], scores.dtype), tf.cast(extra[1], tf.bool)
+        # an invalid extra gets -inf-like logit, i.e. it is not a candidate
+        logits = tf.concat([logits, tf.where(extra_valid, extra_scores, scores.dtype.min)[:, None]], axis=1)
+        used_extra = extra_valid
+    labels = tf.cast(positive_index, tf.int32)
+    return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits), used_extra
+
+
+def mms_loss(image_to_audio, audio_to_image, positive_index, margin: float = 1.0,
+             extra_negative_scores=None, extra_negative_valid=None, return_details: bool = False):
+    """Masked margin softmax per anchor (Ilharco et al. 2019), both directions summed: [B_anchor]."""
+    image_to_audio = tf.convert_to_tensor(image_to_audio)
+    audio_to_image = tf.convert_to_tensor(audio_to_image)
+    i2a, _ = _mms_direction(image_to_audio, positive_index, margin)
+    a2i, used = _mms_direction(audio_to_image, positive_index, margin,
+                               _extra(extra_negative_scores, extra_negative_valid))
+    return (i2a + a2i, {"used_extra": used}) if return_details else i2a + a2i
+
+
 def triplet_loss_terms(kind: str, image_to_audio, audio_to_image, positive_index,
                        uniforms: Optional[Sequence] = None, margin: float = 1.0,
                        extra_negative_scores=None, extra_negative_valid=None) -> Tuple[dict, dict]:
     """The per-anchor loss terms of a configured loss: ({term name: [B_anchor]}, details).
 
     "sampled" -> {"sampled"}; "semi_hard" -> {"sampled", "semi_hard"} (eq. 15, equal weights, four uniform
-    vectors: sampled image/caption anchors then semi-hard fallback image/caption anchors); "hardest" -> {"hardest"}.
+    vectors: sampled image/caption anchors then semi-hard fallback image/caption anchors); "hardest" -> {"hardest"}; "mms" -> {"mms"}.
     Extra negatives enter every term's caption-anchor direction.
     """
     kind = check_loss_kind(kind)
@@ -219,9 +249,12 @@ def triplet_loss_terms(kind: str, image_to_audio, audio_to_image, positive_index
     if kind == "hardest":
         terms["hardest"], d = hardest_triplet_loss(image_to_audio, audio_to_image, positive_index, **extra)
         details["hardest"] = d
+    if kind == "mms":
+        terms["mms"], d = mms_loss(image_to_audio, audio_to_image, positive_index, **extra)
+        details["mms"] = d
     return terms, details
 
 
 def num_uniform_streams(kind: str) -> int:
     """How many uniform vectors `triplet_loss_terms` needs for a loss kind."""
-    return {"sampled": 2, "semi_hard": 4, "hardest": 0}[check_loss_kind(kind)]
+    return {"sampled": 2, "semi_hard": 4, "hardest": 0, "mms": 0}[check_loss_kind(kind)]
