@@ -40,7 +40,8 @@ def test_davenet_stage_trains_saves_and_evaluates(tiny_world, tmp_path):
     for event_file in tf.io.gfile.glob(os.path.join(workdir, "davenet", "tensorboard", "events.*")):
         for event in tf.compat.v1.train.summary_iterator(event_file):
             tags.update(v.tag for v in event.summary.value)
-    for tag in ("train/loss", "train/learning_rate", "val/recall/mean@10", "matchmap_overlay", "captions"):
+    for tag in ("train/loss", "train/learning_rate", "val/recall/mean@10", "val/recall_sisa/mean@10",
+                "matchmap_overlay", "captions"):
         assert any(t.startswith(tag) for t in tags), (tag, sorted(tags))
     metrics = evaluate.main(["--workdir", workdir, "--data_dir", tiny_world["pairs"], "--stage", "davenet",
                              "--split", "train", "--num_pairs", "16"])

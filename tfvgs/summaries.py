@@ -75,12 +75,17 @@ class MatchmapSummaries(keras.callbacks.Callback):
 
 class RecallSummaries(keras.callbacks.Callback):
     """At the end of every checkpoint chunk: retrieval recall@1/5/10 on a fixed set of held-out pairs, to
-    TensorBoard (val/recall/...), so progress is visible in the metric the papers report, not only in the loss."""
+    TensorBoard, so progress is visible in the metric the papers report, not only in the loss.
 
-    def __init__(self, log_dir: str, dataset: tf.data.Dataset, num_pairs: int, kind: str):
+    `kinds`: one similarity or several. The first is logged as val/recall/..., the others as val/recall_<kind>/...:
+    a model trained with SISA is also measured with SISA, since MISA (the evaluation default) ranks its untrained
+    per-region features (docs/results.md: SISA recall ~1.7x MISA's for the cpu runs)."""
+
+    def __init__(self, log_dir: str, dataset: tf.data.Dataset, num_pairs: int, kinds):
         super().__init__()
         self.writer = tf.summary.create_file_writer(log_dir)
-        self.dataset, self.num_pairs, self.kind = dataset, num_pairs, kind
+        self.kinds = tuple(dict.fromkeys([kinds] if isinstance(kinds, str) else kinds))
+        self.dataset, self.num_pairs = dataset, num_pairs
 
     def on_epoch_end(self, epoch, logs=None):
         from tfvgs import retrieval
@@ -88,13 +93,15 @@ class RecallSummaries(keras.callbacks.Callback):
             return
         if getattr(self, "_encode", None) is None:
             self._encode = tf.function(lambda b: self.model(b, training=False))
-        result = retrieval.evaluate_retrieval(self.model, self.dataset, self.num_pairs, self.kind, self._encode)
         step = int(self.model.optimizer.iterations.numpy())
-        with self.writer.as_default(step=step):
-            for direction in ("audio_to_image", "image_to_audio", "mean"):
-                for k, value in result["recall"][direction].items():
-                    tf.summary.scalar(f"val/recall/{direction}@{k}", value)
-        self.writer.flush()
-        mean = result["recall"]["mean"]
-        print(f"\n  val recall over {result['n_pairs']} pairs ({self.kind}): R@1 {100 * mean['1']:.1f} "
-              f"R@5 {100 * mean['5']:.1f} R@10 {100 * mean['10']:.1f}", flush=True)
+        for i, kind in enumerate(self.kinds):
+            result = retrieval.evaluate_retrieval(self.model, self.dataset, self.num_pairs, kind, self._encode)
+            prefix = "val/recall" if i == 0 else f"val/recall_{kind}"
+            with self.writer.as_default(step=step):
+                for direction in ("audio_to_image", "image_to_audio", "mean"):
+                    for k, value in result["recall"][direction].items():
+                        tf.summary.scalar(f"{prefix}/{direction}@{k}", value)
+            self.writer.flush()
+            mean = result["recall"]["mean"]
+            print(f"\n  val recall over {result['n_pairs']} pairs ({kind}): R@1 {100 * mean['1']:.1f} "
+                  f"R@5 {100 * mean['5']:.1f} R@10 {100 * mean['10']:.1f}", flush=True)

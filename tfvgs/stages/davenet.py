@@ -55,7 +55,8 @@ class DavenetStage(Stage):
         pairs = data.pairs_dataset(self.data_dir, "val", self.config, t.summary_pairs)
         recall_pairs = data.pairs_dataset(self.data_dir, "val", self.config, batch_size=min(64, t.eval_pairs))
         return [MatchmapSummaries(self.tensorboard_dir, next(iter(pairs)), self.config, every=t.checkpoint_every),
-                RecallSummaries(self.tensorboard_dir, recall_pairs, t.eval_pairs, self.config.model.eval_similarity)]
+                RecallSummaries(self.tensorboard_dir, recall_pairs, t.eval_pairs,
+                                (self.config.model.eval_similarity, self.config.model.train_similarity))]
 
 
 class HardNegativesStage(DavenetStage):
