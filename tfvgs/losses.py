@@ -227,7 +227,8 @@ def triplet_loss_terms(kind: str, image_to_audio, audio_to_image, positive_index
     """The per-anchor loss terms of a configured loss: ({term name: [B_anchor]}, details).
 
     "sampled" -> {"sampled"}; "semi_hard" -> {"sampled", "semi_hard"} (eq. 15, equal weights, four uniform
-    vectors: sampled image/caption anchors then semi-hard fallback image/caption anchors); "hardest" -> {"hardest"}; "mms" -> {"mms"}.
+    vectors: sampled image/caption anchors then semi-hard fallback image/caption anchors); "hardest" -> {"hardest"};
+    "mms" -> {"mms"}.
     Extra negatives enter every term's caption-anchor direction.
     """
     kind = check_loss_kind(kind)

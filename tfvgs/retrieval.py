@@ -54,6 +54,12 @@ def recall_at_k(scores: tf.Tensor, ks: Sequence[int] = (1, 5, 10)) -> Dict[str, 
 
 
 def evaluate_retrieval(model, dataset, num_pairs: int, kind: str = "misa", encode=None) -> Dict:
+    return evaluate_retrieval_kinds(model, dataset, num_pairs, (kind,), encode)[kind]
+
+
+def evaluate_retrieval_kinds(model, dataset, num_pairs: int, kinds: Sequence[str], encode=None) -> Dict[str, Dict]:
+    """`evaluate_retrieval` for several similarities, embedding the pairs once: {kind: result}."""
     image_feats, audio_feats, frames, ids = embed_pairs(model, dataset, num_pairs, encode)
-    scores = sim.similarity_matrix(image_feats, audio_feats, frames, kind)
-    return {"n_pairs": len(ids), "similarity": kind, "recall": recall_at_k(scores)}
+    return {kind: {"n_pairs": len(ids), "similarity": kind,
+                   "recall": recall_at_k(sim.similarity_matrix(image_feats, audio_feats, frames, kind))}
+            for kind in kinds}

@@ -94,8 +94,9 @@ class RecallSummaries(keras.callbacks.Callback):
         if getattr(self, "_encode", None) is None:
             self._encode = tf.function(lambda b: self.model(b, training=False))
         step = int(self.model.optimizer.iterations.numpy())
-        for i, kind in enumerate(self.kinds):
-            result = retrieval.evaluate_retrieval(self.model, self.dataset, self.num_pairs, kind, self._encode)
+        results = retrieval.evaluate_retrieval_kinds(self.model, self.dataset, self.num_pairs, self.kinds,
+                                                     self._encode)
+        for i, (kind, result) in enumerate(results.items()):
             prefix = "val/recall" if i == 0 else f"val/recall_{kind}"
             with self.writer.as_default(step=step):
                 for direction in ("audio_to_image", "image_to_audio", "mean"):

@@ -54,15 +54,12 @@ def build_gan(config) -> ProgressiveGAN:
                           gp_weight=g.gp_weight, drift_weight=g.drift_weight, ema_beta=g.ema_beta, seed=config.seed)
 
 
-def describe(phase: GrowthPhase) -> str:
-    state = f"fade-in alpha {phase.alpha:.2f}" if phase.in_transition else "stable"
-    return f"{phase.resolution}x{phase.resolution} {state}, minibatch {phase.minibatch_size}"
-
-
-def finished_phase_name(phase: GrowthPhase) -> str:
-    """A finished phase without its alpha: the snapshot's alpha is that of some step inside the phase, while quality
+def describe(phase: GrowthPhase, with_alpha: bool = True) -> str:
+    """Without alpha for a finished phase: its snapshot's alpha is that of some step inside it, while quality
     reports measure its level fully faded in (alpha 1)."""
     state = "fade-in" if phase.in_transition else "stable"
+    if with_alpha and phase.in_transition:
+        state += f" alpha {phase.alpha:.2f}"
     return f"{phase.resolution}x{phase.resolution} {state}, minibatch {phase.minibatch_size}"
 
 
@@ -197,7 +194,7 @@ class PhaseQuality:
                 gan.sampling_generator, self.segmenter, self.reals, self.stage.config.gan.quality_samples,
                 self.stage.config, seed=0, level=finished.level,
                 info={"images_shown": shown, "step": int(step), "level": finished.level,
-                      "resolution": finished.resolution, "phase": finished_phase_name(finished)})
+                      "resolution": finished.resolution, "phase": describe(finished, with_alpha=False)})
         finally:
             alpha.assign(saved_alpha)
         gan_quality.write_report(report, self.out_dir)
@@ -209,7 +206,8 @@ class PhaseQuality:
                 if value is not None:
                     tf.summary.scalar(f"quality/attribute_tv_{family}", value)
         self.writer.flush()
-        print(f"[gan] quality after {finished_phase_name(finished)} ({shown} images, measured at alpha 1): FID {report['fid']:.2f}, KID "
+        print(f"[gan] quality after {describe(finished, with_alpha=False)} ({shown} images, measured at alpha 1): "
+              f"FID {report['fid']:.2f}, KID "
               f"{report['kid']:.4f}, well-formed {report['well_formed_fraction']:.1%} (rendered "
               f"{report['real_well_formed_fraction']:.1%}) [{time.time() - start:.0f} s] -> {self.out_dir}",
               flush=True)
