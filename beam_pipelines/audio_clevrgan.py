@@ -40,9 +40,11 @@ SEGMENTER_FILENAME = "model.keras"
 SAMPLES_DRAWN, SAMPLES_UNDESCRIBED = "samples_drawn", "samples_undescribed"   # extra counters in summary.json
 
 
-def latent_seed(config_seed: int, index: int) -> int:
-    """The latent seed of sample `index`: `latents_for_seeds([latent_seed(seed, i)], dim)` redraws its latent."""
-    return stable_seed(config_seed, PIPELINE_NAME, index)
+def latent_seed(config_seed: int, index: int, namespace: str = PIPELINE_NAME) -> int:
+    """The latent seed of sample `index`: `latents_for_seeds([latent_seed(seed, i)], dim)` redraws its latent.
+    Other pipelines drawing GAN images (the semantic test set) pass their own namespace, so they never draw an Audio
+    CLEVRGAN training image."""
+    return stable_seed(config_seed, namespace, index)
 
 
 def caption_seed(config_seed: int, index: int, caption: int) -> int:
@@ -84,9 +86,10 @@ class DrawAndDescribeFn(beam.DoFn):
     """
 
     def __init__(self, config: config_lib.Config, workdir: str, num_samples: int, captions_per_image: int,
-                 style: str, allow_partial_gan: bool = False):
+                 style: str, allow_partial_gan: bool = False, latent_namespace: str = PIPELINE_NAME):
         self.config, self.workdir, self.num_samples = config, workdir, num_samples
         self.captions_per_image, self.style, self.allow_partial_gan = captions_per_image, style, allow_partial_gan
+        self.latent_namespace = latent_namespace
 
     def setup(self):
         import keras
@@ -119,7 +122,7 @@ class DrawAndDescribeFn(beam.DoFn):
         """Sample indices -> (latent seeds, latents [B, D], the uint8 images [B, S, S, 3] that are stored, finite [B]:
         False where the generator drew a non-finite pixel). Needs setup()."""
         from tfvgs import gan_io
-        seeds = [latent_seed(self.config.seed, i) for i in indices]
+        seeds = [latent_seed(self.config.seed, i, self.latent_namespace) for i in indices]
         latents = gan_io.latents_for_seeds(seeds, self.latent_dim)
         images, finite = (np.asarray(x) for x in self._draw(latents))
         return seeds, latents, images, finite

@@ -2,11 +2,21 @@
 
     python -m beam_pipelines.semantic_test_set --output_dir D --config PRESET [--pairs_per_value N]
         [--pairs_per_family 1800] [--voices_per_word 10] [beam flags]
+    python -m beam_pipelines.semantic_test_set --source gan --workdir W --num_samples S --output_dir D ...
 
 Writes <D>/words-*.tfrecord (one record per attribute value and voice: the word of `speech.isolated_words()` spoken
-by a held-out TEST speaker, as log-mel) and <D>/pairs-*.tfrecord (per value, N pairs of rendered images: one with an
+by a held-out TEST speaker, as log-mel) and <D>/pairs-*.tfrecord (per value, N pairs of images: one with an
 object of that value, one with no object of it), plus summary.json and rejected.jsonl. Record formats:
 `tfvgs.semantic_eval`.
+
+Two image sources, as paper 000 sec. 6.2 tests on its GAN's images:
+- `rendered` (default): rendered scenes, positive and negative by ground truth (below).
+- `gan`: S images drawn by the GAN of W (`W/gan/generator.keras`) from latent seeds of their own namespace, so no
+  Audio CLEVRGAN image is among them, and described by the segmenter of W. Only confidently described images enter
+  the pool; a value's positives are pool images with an object of that value, its negatives pool images with none,
+  each shuffled by a seed of (config.seed, family, value) and paired in order. An image is used at most once per value
+  but may serve several values. A value whose pool has too few positives or negatives rejects its missing pairs with
+  both counts in the reason; raise --num_samples. summary.json also counts the samples drawn and undescribed.
 
 How many pairs: the accuracy of a family is a mean over its pairs; for p ~ 0.75 a 95% interval of +-2% needs
 1.96 * sqrt(p (1 - p) / n) <= 0.02, i.e. n >= 1801 pairs per family. By default each family gets at least 1801 pairs
@@ -30,7 +40,7 @@ from typing import Dict, Iterable, List, Optional, Sequence
 import apache_beam as beam
 import numpy as np
 
-from beam_pipelines import common
+from beam_pipelines import audio_clevrgan, common
 from beam_pipelines.spoken_captions import SpeakFn
 from tfvgs import config as config_lib
 from tfvgs.seeding import stable_seed
@@ -39,6 +49,8 @@ KINDS = ("words", "pairs")            # = tfvgs.semantic_eval.WORDS, PAIRS (file
 PAIRS_PER_FAMILY = 1801               # +-2% at p ~ 0.75 (see the module docstring)
 VOICES_PER_WORD = 10
 MAX_ATTEMPTS = 20                     # scene draws per image before the pair is rejected
+SOURCES = ("rendered", "gan")
+GAN_LATENT_NAMESPACE = "semantic_test_set"   # latent seeds of the gan source (Audio CLEVRGAN uses its own)
 
 
 def pairs_per_value(num_values: int, pairs_per_family: int = PAIRS_PER_FAMILY) -> int:
@@ -139,6 +151,80 @@ class MakePairFn(beam.DoFn):
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# GAN images (--source gan)
+
+class DescribeGanSamplesFn(audio_clevrgan.DrawAndDescribeFn):
+    """A batch of sample indices -> the confidently described GAN samples as pool entries {index, latent_seed, png,
+    description}; every sample is counted as drawn, the others also as undescribed."""
+
+    def __init__(self, config: config_lib.Config, workdir: str):
+        super().__init__(config, workdir, num_samples=1, captions_per_image=1, style="synthetic",
+                         latent_namespace=GAN_LATENT_NAMESPACE)
+
+    def process(self, indices: List[int]) -> Iterable:
+        from tfvgs import schema
+        indices = sorted(int(i) for i in indices)
+        seeds, _, images, finite = self.draw(indices)
+        for index, seed, image, ok, description in zip(indices, seeds, images, finite, self.describe(images)):
+            self._drawn.inc()
+            if not (ok and description["confident"]):
+                self._undescribed.inc()
+                continue
+            yield {"index": index, "latent_seed": seed, "png": schema.encode_png(image), "description": description}
+
+
+def has_value(description: dict, family: str, value: str) -> bool:
+    return any(o[family] == value for o in description["objects"])
+
+
+class AssignGanPairsFn(beam.DoFn):
+    """The whole pool (one list of described GAN samples) -> every value's planned pairs as records; a pair the pool
+    cannot fill goes to the dead-letter output with the value's positive and negative counts."""
+
+    def __init__(self, config: config_lib.Config, counts: Dict[str, int], num_samples: int):
+        self.config, self.counts, self.num_samples = config, counts, num_samples
+
+    def setup(self):
+        self._read = common.counter(common.READ)
+        self._reject = common.Reject("pool")
+
+    def process(self, pool: List[dict]) -> Iterable:
+        from tfvgs import semantic_eval
+        from tfvgs.world import ATTRIBUTES
+        pool = sorted(pool, key=lambda sample: sample["index"])
+        for family, values in ATTRIBUTES.items():
+            for value in values:
+                rng = np.random.default_rng(stable_seed(self.config.seed, "semantic_gan_pairs", family, value))
+                positives = [s for s in pool if has_value(s["description"], family, value)]
+                negatives = [s for s in pool if not has_value(s["description"], family, value)]
+                positives = [positives[i] for i in rng.permutation(len(positives))]
+                negatives = [negatives[i] for i in rng.permutation(len(negatives))]
+                for index in range(self.counts[family]):
+                    self._read.inc()
+                    pair_id = f"{family}/{value}/{index:05d}"
+                    if index >= min(len(positives), len(negatives)):
+                        yield self._reject(
+                            pair_id, f"the pool has {len(positives)} images with {family}={value} and "
+                                     f"{len(negatives)} without among {len(pool)} confidently described of "
+                                     f"{self.num_samples} GAN samples; raise --num_samples",
+                            f"--num_samples {self.num_samples}")
+                        continue
+                    pos, neg = positives[index], negatives[index]
+                    record = semantic_eval.encode_semantic_pair_record(
+                        pair_id=pair_id, family=family, value=value, positive_png=pos["png"],
+                        negative_png=neg["png"], positive_scene_json=self._scene_json(pos),
+                        negative_scene_json=self._scene_json(neg))
+                    common.counter(f"pairs:{family}").inc()
+                    yield "pairs", record
+
+    @staticmethod
+    def _scene_json(sample: dict) -> str:
+        import json
+        return json.dumps(dict(sample["description"], image_index=sample["index"], split="test",
+                               latent_seed=sample["latent_seed"], source="gan"), sort_keys=True)
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # Speech (shared with beam_pipelines.transfer_test_set)
 
 def word_items(config: config_lib.Config, voices_per_word: int) -> List[dict]:
@@ -173,14 +259,25 @@ def _count_read(item):
 
 
 def build_pipeline(p: beam.Pipeline, config: config_lib.Config, output_dir: str, counts: Dict[str, int],
-                   voices_per_word: int, workers: int) -> None:
+                   voices_per_word: int, workers: int, *, source: str = "rendered", workdir: Optional[str] = None,
+                   num_samples: int = 0, batch_size: int = 32) -> None:
     from tfvgs.world import ATTRIBUTES
-    pair_items = [(family, value, i) for family, values in ATTRIBUTES.items() for value in values
-                  for i in range(counts[family])]
-    pairs = (p
-             | "PairIndices" >> beam.Create(pair_items)
-             | "ReshufflePairs" >> beam.Reshuffle()
-             | "MakePairs" >> beam.ParDo(MakePairFn(config)).with_outputs(common.REJECTED_TAG, main="records"))
+    if source == "gan":
+        pairs = (p
+                 | "SampleIndices" >> beam.Create(range(num_samples))
+                 | "ReshuffleIndices" >> beam.Reshuffle()
+                 | "BatchIndices" >> beam.BatchElements(min_batch_size=1, max_batch_size=batch_size)
+                 | "DrawAndDescribe" >> beam.ParDo(DescribeGanSamplesFn(config, workdir))
+                 | "Pool" >> beam.combiners.ToList()
+                 | "AssignPairs" >> beam.ParDo(AssignGanPairsFn(config, counts, num_samples)).with_outputs(
+                     common.REJECTED_TAG, main="records"))
+    else:
+        pair_items = [(family, value, i) for family, values in ATTRIBUTES.items() for value in values
+                      for i in range(counts[family])]
+        pairs = (p
+                 | "PairIndices" >> beam.Create(pair_items)
+                 | "ReshufflePairs" >> beam.Reshuffle()
+                 | "MakePairs" >> beam.ParDo(MakePairFn(config)).with_outputs(common.REJECTED_TAG, main="records"))
     words = (p
              | "WordItems" >> beam.Create(word_items(config, voices_per_word))
              | "CountWords" >> beam.Map(_count_read)
@@ -205,13 +302,27 @@ def run(argv: Optional[Sequence[str]] = None) -> dict:
                         help=f"default {PAIRS_PER_FAMILY}: +-2%% (95%% interval) at accuracy ~0.75")
     parser.add_argument("--voices_per_word", type=int, default=VOICES_PER_WORD, help="held-out speakers per word")
     parser.add_argument("--tts_workers", type=int, default=2, help="espeak-ng processes at once per Beam worker")
+    parser.add_argument("--source", default="rendered", choices=SOURCES,
+                        help="rendered scenes (ground truth) or images of the GAN in --workdir (its segmenter)")
+    parser.add_argument("--workdir", default=None, help="--source gan: where the gan and segmenter stages trained")
+    parser.add_argument("--num_samples", type=int, default=None,
+                        help="--source gan: GAN images to draw for the pool the pairs are taken from")
+    parser.add_argument("--batch_size", type=int, default=32, help="--source gan: images drawn and described at once")
     config_lib.add_config_flags(parser)
     args, options = common.parse_pipeline_args(parser, argv)
     config = config_lib.config_from_args(args)
-    for name in ("pairs_per_value", "pairs_per_family"):
+    for name in ("pairs_per_value", "pairs_per_family", "num_samples", "batch_size"):
         value = getattr(args, name)
         if value is not None and value <= 0:
             raise ValueError(f"--{name} must be positive. Received: {value}")
+    if args.source == "gan":
+        if args.workdir is None or args.num_samples is None:
+            raise ValueError(f"--source gan needs --workdir (the trained GAN and segmenter) and --num_samples. "
+                             f"Received: --workdir {args.workdir} --num_samples {args.num_samples}")
+        audio_clevrgan.check_models(args.workdir)
+    elif args.workdir is not None or args.num_samples is not None:
+        raise ValueError(f"--workdir and --num_samples are for --source gan. Received: --source {args.source} "
+                         f"--workdir {args.workdir} --num_samples {args.num_samples}")
     counts = plan_counts(args.pairs_per_value, args.pairs_per_family)
     words = word_items(config, args.voices_per_word)   # validates --voices_per_word before anything runs
     import tensorflow as tf
@@ -223,10 +334,16 @@ def run(argv: Optional[Sequence[str]] = None) -> dict:
     common.clear_previous_outputs(args.output_dir, KINDS)
     config.save(os.path.join(args.output_dir, "config.json"))
     with beam.Pipeline(options=options) as p:
-        build_pipeline(p, config, args.output_dir, counts, args.voices_per_word, args.tts_workers)
+        build_pipeline(p, config, args.output_dir, counts, args.voices_per_word, args.tts_workers,
+                       source=args.source, workdir=args.workdir, num_samples=args.num_samples or 0,
+                       batch_size=args.batch_size)
     from tfvgs.world import ATTRIBUTES
     planned = {"pairs_per_value": counts, "voices_per_word": args.voices_per_word, "words_planned": len(words),
-               "pairs_planned": {f: counts[f] * len(v) for f, v in ATTRIBUTES.items()}}
+               "pairs_planned": {f: counts[f] * len(v) for f, v in ATTRIBUTES.items()}, "source": args.source}
+    if args.source == "gan":
+        from tfvgs import gan_io
+        planned.update(workdir=args.workdir, num_samples=args.num_samples, generator=gan_io.read_info(args.workdir),
+                       min_confidence=config.segmenter.min_confidence)
     summary = common.reconcile(p.result, args.output_dir, "semantic_test_set", planned)
     summary["pairs_written"] = {f: summary["counters"].get(f"pairs:{f}", 0) for f in ATTRIBUTES}
     summary["words_written"] = summary[common.WRITTEN] - sum(summary["pairs_written"].values())
