@@ -350,6 +350,10 @@ def run(argv: Optional[Sequence[str]] = None) -> dict:
     with tf.io.gfile.GFile(os.path.join(args.output_dir, "summary.json"), "w") as f:
         import json
         json.dump(summary, f, indent=2, sort_keys=True)
+    if args.source == "gan":
+        drawn = summary["counters"].get(audio_clevrgan.SAMPLES_DRAWN, 0)
+        undescribed = summary["counters"].get(audio_clevrgan.SAMPLES_UNDESCRIBED, 0)
+        print(f"[semantic_test_set] GAN pool: {drawn - undescribed} of {drawn} samples described confidently")
     print(f"[semantic_test_set] pairs per family {summary['pairs_written']}, words {summary['words_written']}")
     return summary
 
