@@ -14,9 +14,9 @@ Two image sources, as paper 000 sec. 6.2 tests on its GAN's images:
 - `gan`: S images drawn by the GAN of W (`W/gan/generator.keras`) from latent seeds of their own namespace, so no
   Audio CLEVRGAN image is among them, and described by the segmenter of W. Only confidently described images enter
   the pool; a value's positives are pool images with an object of that value, its negatives pool images with none,
-  each shuffled by a seed of (config.seed, family, value) and paired in order. An image is used at most once per value
-  but may serve several values. A value whose pool has too few positives or negatives rejects its missing pairs with
-  both counts in the reason; raise --num_samples. summary.json also counts the samples drawn and undescribed.
+  each shuffled by a seed of (config.seed, family, value) and paired in order with a negative of the same object count
+  (`count_matched_pairs`). An image is used at most once per value but may serve several values. A value whose pool
+  has too few such pairs rejects the missing ones with the counts in the reason; raise --num_samples. summary.json also counts the samples drawn and undescribed.
 
 How many pairs: the accuracy of a family is a mean over its pairs; for p ~ 0.75 a 95% interval of +-2% needs
 1.96 * sqrt(p (1 - p) / n) <= 0.02, i.e. n >= 1801 pairs per family. By default each family gets at least 1801 pairs
@@ -177,6 +177,25 @@ def has_value(description: dict, family: str, value: str) -> bool:
     return any(o[family] == value for o in description["objects"])
 
 
+def count_matched_pairs(positives: List[dict], negatives: List[dict]) -> List[tuple]:
+    """Pairs each positive, in order, with the first unused negative of the same object count.
+
+    Without it the pairs would differ in clutter: a GAN image with no rubber object is mostly a single metal one, so
+    negatives would have fewer objects than positives, and a model scoring sparse images higher would look below
+    chance (rendered pairs avoid this by editing the same scene distribution)."""
+    by_count: Dict[int, List[dict]] = {}
+    for sample in negatives:
+        by_count.setdefault(len(sample["description"]["objects"]), []).append(sample)
+    next_unused = {count: 0 for count in by_count}
+    pairs = []
+    for sample in positives:
+        count = len(sample["description"]["objects"])
+        if next_unused.get(count, 0) < len(by_count.get(count, ())):
+            pairs.append((sample, by_count[count][next_unused[count]]))
+            next_unused[count] += 1
+    return pairs
+
+
 class AssignGanPairsFn(beam.DoFn):
     """The whole pool (one list of described GAN samples) -> every value's planned pairs as records; a pair the pool
     cannot fill goes to the dead-letter output with the value's positive and negative counts."""
@@ -197,19 +216,20 @@ class AssignGanPairsFn(beam.DoFn):
                 rng = np.random.default_rng(stable_seed(self.config.seed, "semantic_gan_pairs", family, value))
                 positives = [s for s in pool if has_value(s["description"], family, value)]
                 negatives = [s for s in pool if not has_value(s["description"], family, value)]
-                positives = [positives[i] for i in rng.permutation(len(positives))]
-                negatives = [negatives[i] for i in rng.permutation(len(negatives))]
+                pairs = count_matched_pairs([positives[i] for i in rng.permutation(len(positives))],
+                                            [negatives[i] for i in rng.permutation(len(negatives))])
                 for index in range(self.counts[family]):
                     self._read.inc()
                     pair_id = f"{family}/{value}/{index:05d}"
-                    if index >= min(len(positives), len(negatives)):
+                    if index >= len(pairs):
                         yield self._reject(
                             pair_id, f"the pool has {len(positives)} images with {family}={value} and "
                                      f"{len(negatives)} without among {len(pool)} confidently described of "
-                                     f"{self.num_samples} GAN samples; raise --num_samples",
+                                     f"{self.num_samples} GAN samples, which make {len(pairs)} pairs of equal "
+                                     f"object counts; raise --num_samples",
                             f"--num_samples {self.num_samples}")
                         continue
-                    pos, neg = positives[index], negatives[index]
+                    pos, neg = pairs[index]
                     record = semantic_eval.encode_semantic_pair_record(
                         pair_id=pair_id, family=family, value=value, positive_png=pos["png"],
                         negative_png=neg["png"], positive_scene_json=self._scene_json(pos),

@@ -17,7 +17,7 @@ from tfvgs.config import get_config
 from tfvgs.seeding import stable_seed
 from tests.test_audio_clevrgan import save_untrained_models
 
-NUM_SAMPLES, PAIRS_PER_VALUE, VOICES = 12, 3, 1
+NUM_SAMPLES, PAIRS_PER_VALUE, VOICES = 24, 3, 1
 FLAGS = ["--config", "tiny", "--set", "data.num_shards=1", "--set", "segmenter.min_confidence=0.0"]
 
 
@@ -68,8 +68,12 @@ def test_pairs_come_from_the_pool_and_counts_add_up(gan_set):
     for family, values in world.ATTRIBUTES.items():
         expected_written[family] = 0
         for value in values:
-            positives = sum(any(o[family] == value for o in d["objects"]) for _, d in pool.values())
-            possible = min(PAIRS_PER_VALUE, positives, len(pool) - positives)
+            matched = 0
+            for count in {len(d["objects"]) for _, d in pool.values()}:
+                with_value = [any(o[family] == value for o in d["objects"]) for _, d in pool.values()
+                              if len(d["objects"]) == count]
+                matched += min(sum(with_value), len(with_value) - sum(with_value))
+            possible = min(PAIRS_PER_VALUE, matched)
             expected_written[family] += possible
             expected_rejected += PAIRS_PER_VALUE - possible
     assert s["pairs_written"] == expected_written
@@ -83,6 +87,9 @@ def test_each_pair_is_a_positive_and_a_negative_gan_image_by_the_segmenter(gan_s
     used = {}
     for p in gan_set["pairs"]:
         family, value = text(p, semantic_eval.FAMILY), text(p, semantic_eval.VALUE)
+        counts = [len(json.loads(text(p, k))["objects"]) for k in (semantic_eval.POSITIVE_SCENE,
+                                                                     semantic_eval.NEGATIVE_SCENE)]
+        assert counts[0] == counts[1], "a pair's images must hold as many objects"
         for role, png_key, scene_key, wanted in (("positive", semantic_eval.POSITIVE_PNG,
                                                   semantic_eval.POSITIVE_SCENE, True),
                                                  ("negative", semantic_eval.NEGATIVE_PNG,
@@ -99,6 +106,17 @@ def test_each_pair_is_a_positive_and_a_negative_gan_image_by_the_segmenter(gan_s
             key = (family, value, role)
             assert scene["image_index"] not in used.setdefault(key, set()), "an image used twice for one value"
             used[key].add(scene["image_index"])
+
+
+def sample(index, values):
+    return {"index": index, "description": {"objects": [{"color": v} for v in values]}}
+
+
+def test_pairs_match_object_counts_and_use_each_negative_once():
+    positives = [sample(0, ["red"]), sample(1, ["red", "blue"]), sample(2, ["red", "red"]), sample(3, ["red"] * 3)]
+    negatives = [sample(10, ["blue", "gray"]), sample(11, ["cyan"]), sample(12, ["blue"]), sample(13, ["gray"] * 2)]
+    pairs = semantic_test_set.count_matched_pairs(positives, negatives)
+    assert [(p["index"], n["index"]) for p, n in pairs] == [(0, 11), (1, 10), (2, 13)]   # no 3-object negative
 
 
 def test_gan_images_are_never_audio_clevrgan_images():
