@@ -16,7 +16,8 @@ Two image sources, as paper 000 sec. 6.2 tests on its GAN's images:
   the pool; a value's positives are pool images with an object of that value, its negatives pool images with none,
   each shuffled by a seed of (config.seed, family, value) and paired in order with a negative of the same object count
   (`count_matched_pairs`). An image is used at most once per value but may serve several values. A value whose pool
-  has too few such pairs rejects the missing ones with the counts in the reason; raise --num_samples. summary.json also counts the samples drawn and undescribed.
+  has too few such pairs rejects the missing ones with the counts in the reason; raise --num_samples. summary.json
+  also counts the samples drawn and undescribed.
 
 How many pairs: the accuracy of a family is a mean over its pairs; for p ~ 0.75 a 95% interval of +-2% needs
 1.96 * sqrt(p (1 - p) / n) <= 0.02, i.e. n >= 1801 pairs per family. By default each family gets at least 1801 pairs
@@ -75,6 +76,11 @@ def _visible(scene, rendering, min_object_pixels: int) -> bool:
     return int(counts.min()) >= min_object_pixels
 
 
+def has_value(scene: dict, family: str, value: str) -> bool:
+    """Whether some object of a scene (or of a segmenter description: same "objects" form) has `value`."""
+    return any(o[family] == value for o in scene["objects"])
+
+
 def make_image(config: config_lib.Config, family: str, value: str, index: int, positive: bool):
     """(scene, rendering) of a test scene in which some object has `value` (positive) or none has (negative).
 
@@ -98,7 +104,7 @@ def make_image(config: config_lib.Config, family: str, value: str, index: int, p
             continue
         objects = scene["objects"]
         if positive:
-            targets = [] if any(o[family] == value for o in objects) else [int(rng.integers(len(objects)))]
+            targets = [] if has_value(scene, family, value) else [int(rng.integers(len(objects)))]
             new_values = [value] * len(targets)
         else:
             targets = [i for i, o in enumerate(objects) if o[family] == value]
@@ -112,9 +118,9 @@ def make_image(config: config_lib.Config, family: str, value: str, index: int, p
         if not _visible(scene, rendering, w.min_object_pixels):
             reasons.append(f"an object covers fewer than {w.min_object_pixels} pixels after the edit")
             continue
-        has_value = any(o[family] == value for o in scene["objects"])
-        if has_value != positive:   # cannot happen unless edit_scene changes; checked because the test relies on it
-            raise AssertionError(f"{role} scene for {family}={value} has_value={has_value}")
+        holds = has_value(scene, family, value)
+        if holds != positive:   # cannot happen unless edit_scene changes; checked because the test relies on it
+            raise AssertionError(f"{role} scene for {family}={value} has_value={holds}")
         return scene, rendering
     raise ValueError(f"no {role} scene for {family}={value} #{index} in {MAX_ATTEMPTS} attempts: "
                      f"{'; '.join(sorted(set(reasons)))}")
@@ -171,10 +177,6 @@ class DescribeGanSamplesFn(audio_clevrgan.DrawAndDescribeFn):
                 self._undescribed.inc()
                 continue
             yield {"index": index, "latent_seed": seed, "png": schema.encode_png(image), "description": description}
-
-
-def has_value(description: dict, family: str, value: str) -> bool:
-    return any(o[family] == value for o in description["objects"])
 
 
 def count_matched_pairs(positives: List[dict], negatives: List[dict]) -> List[tuple]:
