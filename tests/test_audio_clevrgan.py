@@ -43,11 +43,12 @@ def save_untrained_models(workdir, config, fully_grown=True):
     segmenter.save(audio_clevrgan.segmenter_path(workdir))
 
 
-def expected_samples(workdir, config, num_samples):
-    """What the pipeline should draw and see, computed here without Beam: latents, uint8 images, descriptions."""
+def expected_samples(workdir, config, num_samples, namespace="audio_clevrgan"):
+    """What the pipeline should draw and see, computed here without Beam: latents, uint8 images, descriptions.
+    `namespace`: of the latent seeds (another pipeline drawing GAN images passes its own)."""
     generator = gan_io.load_generator(workdir)
     segmenter = keras.models.load_model(audio_clevrgan.segmenter_path(workdir), compile=False)
-    seeds = [stable_seed(config.seed, "audio_clevrgan", i) for i in range(num_samples)]
+    seeds = [stable_seed(config.seed, namespace, i) for i in range(num_samples)]
     latents = gan_io.latents_for_seeds(seeds, generator.latent_dim)
     images = np.asarray(generator.to_uint8(generator.generate(latents)))
     descriptions = describe.describe_images(segmenter, images.astype(np.float32) / 127.5 - 1.0,

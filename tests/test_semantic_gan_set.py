@@ -12,26 +12,21 @@ import pytest
 import tensorflow as tf
 
 from beam_pipelines import audio_clevrgan, common, semantic_test_set
-from tfvgs import data, describe, gan_io, schema, semantic_eval, world
+from tfvgs import data, schema, semantic_eval, world
 from tfvgs.config import get_config
 from tfvgs.seeding import stable_seed
-from tests.test_audio_clevrgan import save_untrained_models
+from tests.test_audio_clevrgan import expected_samples, save_untrained_models
 
 NUM_SAMPLES, PAIRS_PER_VALUE, VOICES = 24, 3, 1
 FLAGS = ["--config", "tiny", "--set", "data.num_shards=1", "--set", "segmenter.min_confidence=0.0"]
 
 
 def expected_pool(workdir, config):
-    """{sample index: (uint8 image, description)} of the confidently described samples, computed without Beam."""
-    import keras
-    generator = gan_io.load_generator(workdir)
-    segmenter = keras.models.load_model(audio_clevrgan.segmenter_path(workdir), compile=False)
-    seeds = [stable_seed(config.seed, semantic_test_set.GAN_LATENT_NAMESPACE, i) for i in range(NUM_SAMPLES)]
-    images = np.asarray(generator.to_uint8(generator.generate(gan_io.latents_for_seeds(seeds,
-                                                                                       generator.latent_dim))))
-    descriptions = describe.describe_images(segmenter, images.astype(np.float32) / 127.5 - 1.0,
-                                            min_object_pixels=config.segmenter.min_object_pixels, min_confidence=0.0)
-    return {i: (images[i], d) for i, d in enumerate(descriptions) if d["confident"]}
+    """{sample index: (latent seed, uint8 image, description)} of the confidently described samples, computed
+    without Beam."""
+    expected = expected_samples(workdir, config, NUM_SAMPLES, semantic_test_set.GAN_LATENT_NAMESPACE)
+    return {i: (expected["seeds"][i], expected["images"][i], d) for i, d in enumerate(expected["descriptions"])
+            if d["confident"]}
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +64,8 @@ def test_pairs_come_from_the_pool_and_counts_add_up(gan_set):
         expected_written[family] = 0
         for value in values:
             matched = 0
-            for count in {len(d["objects"]) for _, d in pool.values()}:
-                with_value = [any(o[family] == value for o in d["objects"]) for _, d in pool.values()
+            for count in {len(d["objects"]) for _, _, d in pool.values()}:
+                with_value = [any(o[family] == value for o in d["objects"]) for _, _, d in pool.values()
                               if len(d["objects"]) == count]
                 matched += min(sum(with_value), len(with_value) - sum(with_value))
             possible = min(PAIRS_PER_VALUE, matched)
@@ -96,9 +91,8 @@ def test_each_pair_is_a_positive_and_a_negative_gan_image_by_the_segmenter(gan_s
                                                   semantic_eval.NEGATIVE_SCENE, False)):
             scene = json.loads(text(p, scene_key))
             assert scene["source"] == "gan" and scene["split"] == "test"
-            image, description = pool[scene["image_index"]]
-            assert scene["latent_seed"] == stable_seed(get_config("tiny").seed,
-                                                       semantic_test_set.GAN_LATENT_NAMESPACE, scene["image_index"])
+            seed, image, description = pool[scene["image_index"]]
+            assert scene["latent_seed"] == seed
             assert [attributes(o) for o in scene["objects"]] == [attributes(o) for o in description["objects"]]
             assert any(o[family] == value for o in description["objects"]) is wanted, (role, family, value)
             stored = schema.decode_png(p[png_key].bytes_list.value[0]).astype(int)
