@@ -166,21 +166,43 @@ def test_evaluate_reports_every_loss_term():
     assert logs["loss"] == pytest.approx(logs["sampled_loss"] + logs["semi_hard_loss"], rel=1e-5)
 
 
+def expected_triplet_loss(scores, margin=1.0):
+    """Mean hinge over *every* impostor of both directions: the expectation of the sampled loss over its draws.
+
+    The training loss itself is a poor yardstick here: "sampled" (and semi-hard's fallback) score one random impostor
+    per anchor, so two runs whose weights differ by rounding draw the same impostors but land on different sides of
+    a single noisy draw (issue 15: 1.05 vs 0.71 at step 30 on AVX2 vs AVX-512 kernels). This quantity is
+    deterministic given the weights.
+    """
+    positive, off = np.diag(scores), ~np.eye(len(scores), dtype=bool)
+    image_anchor = np.maximum(0.0, margin - positive[:, None] + scores)[off].mean()
+    caption_anchor = np.maximum(0.0, margin - positive[None, :] + scores)[off].mean()
+    return image_anchor + caption_anchor
+
+
 # (Not "hardest" from scratch: it collapses to all-zero ReLU features, which is why paper 000 starts its hard-negative
 # models from a trained DAVEnet and paper 001 blends semi-hard with sampled negatives.)
 @pytest.mark.parametrize("similarity,loss", [("sisa", "semi_hard"), ("misa", "sampled")])
 def test_training_learns_a_tiny_pairing_problem(similarity, loss):
-    """30 steps on one batch of 8 pairs (one per class: no false negatives) must more than halve the loss."""
+    """80 steps on one batch of 8 pairs (one per class: no false negatives) must more than halve the expected loss.
+
+    Margin: over 4 initial seeds x 3 kernel paths (oneDNN AVX-512, oneDNN capped at AVX2, oneDNN off) the ratio
+    after 80 steps was 0.00-0.24 (median ~0.1), and at most 0.25 anywhere in steps 60-80, so the 0.5 bar has a 2x
+    margin on every CPU we know of; a model that does not learn stays near 1 (the ratio at step 10 is 0.73-0.94).
+    """
     data = make_batch(np.random.default_rng(6), batch=8, classes=np.arange(8))
     model = make_model(similarity=similarity, loss=loss)
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    one_batch = tf.data.Dataset.from_tensors(data)
-    before = model.evaluate(one_batch, verbose=0, return_dict=True)["loss"]
-    model.fit(one_batch.repeat(30), epochs=1, verbose=0)
-    after = model.evaluate(one_batch, verbose=0, return_dict=True)["loss"]
+
+    def scores():
+        image_feats, audio_feats, frames = model(data, training=False)
+        return sim.similarity_matrix(image_feats, audio_feats, frames, similarity).numpy()   # [images, captions]
+
+    before = expected_triplet_loss(scores())
+    model.fit(tf.data.Dataset.from_tensors(data).repeat(80), epochs=1, verbose=0)
+    after = expected_triplet_loss(scores())
     assert after < 0.5 * before, (before, after)
 
     # Matched pairs now score higher than mismatched ones.
-    image_feats, audio_feats, frames = model(data, training=False)
-    scores = sim.similarity_matrix(image_feats, audio_feats, frames, similarity).numpy()   # [images, captions]
-    assert np.diag(scores).mean() > scores[~np.eye(8, dtype=bool)].mean()
+    final = scores()
+    assert np.diag(final).mean() > final[~np.eye(8, dtype=bool)].mean()

@@ -310,6 +310,9 @@ def test_segmenter_stage_trains_learns_and_evaluates(tiny_world, tmp_path):
     images = data.scenes_dataset(tiny_world["scenes"], "train", config, 32).map(to_training_pair)
     after = trained.evaluate(images, return_dict=True, verbose=0)
     before = untrained.evaluate(images, return_dict=True, verbose=0)
+    # Bounds measured with oneDNN AVX-512 and AVX2 kernels (they agree to 1e-3): loss 13.32 -> 6.53-6.54 (ratio 0.49
+    # against 0.8), foreground accuracy 0.988 against a 0.961 background share (+0.027 against +0.01), IoU 0.72
+    # against 0.3; an untrained segmenter fails all three.
     assert after["loss"] < 0.8 * before["loss"]
     # it finds objects: better than calling every pixel background, and overlapping the true foreground
     batch = _first_batch(tiny_world["scenes"], "train")
