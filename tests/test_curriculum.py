@@ -95,6 +95,17 @@ def test_config_flags_carry_every_override_to_the_pipelines(tmp_path):
     assert {"seed=3", "edits.steps=7"} == {flags[i + 1] for i in range(2, len(flags), 2)}
 
 
+def test_config_flags_reproduce_a_renamed_config(tmp_path):
+    """`--set name=mine` is a supported override: the pipelines' flags must rebuild that config, not crash on it."""
+    from tfvgs.config import get_config
+    config = get_config("tiny", ["name=mine", "seed=5"])
+    flags = curriculum.Curriculum(config, str(tmp_path), str(tmp_path)).config_flags()
+    assert flags[0] == "--config"
+    overrides = [flags[i + 1] for i in range(2, len(flags), 2)]
+    assert all(flags[i] == "--set" for i in range(2, len(flags), 2))
+    assert get_config(flags[1], overrides) == config
+
+
 def test_a_stage_counts_as_done_only_when_it_finished(tiny_demo, tmp_path):
     """model.keras alone (e.g. killed during its after-training evaluation) is not done; done.json is written last."""
     import shutil
