@@ -1,7 +1,7 @@
 """The semantic test set (paper 000 sec. 6.2): spoken isolated attribute words and positive / negative image pairs.
 
     python -m beam_pipelines.semantic_test_set --output_dir D --config PRESET [--pairs_per_value N]
-        [--pairs_per_family 1800] [--voices_per_word 10] [beam flags]
+        [--pairs_per_family N] [--voices_per_word N] [beam flags]
     python -m beam_pipelines.semantic_test_set --source gan --workdir W --num_samples S --output_dir D ...
 
 Writes <D>/words-*.tfrecord (one record per attribute value and voice: the word of `speech.isolated_words()` spoken
@@ -20,9 +20,10 @@ Two image sources, as paper 000 sec. 6.2 tests on its GAN's images:
   also counts the samples drawn and undescribed.
 
 How many pairs: the accuracy of a family is a mean over its pairs; for p ~ 0.75 a 95% interval of +-2% needs
-1.96 * sqrt(p (1 - p) / n) <= 0.02, i.e. n >= 1801 pairs per family. By default each family gets at least 1801 pairs
-split evenly over its values (shape 601 per value, color 226, material 901, size 901: 7216 pairs in all);
---pairs_per_value N instead gives every value N pairs.
+1.96 * sqrt(p (1 - p) / n) <= 0.02, i.e. n >= 1801 pairs per family. By default each family gets at least the
+preset's `data.semantic_pairs_per_family` pairs (1801 at cpu and paper; fewer at demo and tiny) split evenly over its
+values (at 1801: shape 601 per value, color 226, material 901, size 901: 7216 pairs in all);
+--pairs_per_family or --pairs_per_value N (every value N pairs) override it.
 
 Scenes are drawn from seeds derived from (config.seed, "semantic", family, value, index, role, attempt), a namespace
 that training scenes (config.seed, "scene", index) never use. A drawn scene is made positive by giving one random
@@ -47,8 +48,7 @@ from tfvgs import config as config_lib
 from tfvgs.seeding import stable_seed
 
 KINDS = ("words", "pairs")            # = tfvgs.semantic_eval.WORDS, PAIRS (file prefixes)
-PAIRS_PER_FAMILY = 1801               # +-2% at p ~ 0.75 (see the module docstring)
-VOICES_PER_WORD = 10
+PAIRS_PER_FAMILY = config_lib.Config().data.semantic_pairs_per_family   # the paper-scale default (config.py owns it)
 MAX_ATTEMPTS = 20                     # scene draws per image before the pair is rejected
 SOURCES = ("rendered", "gan")
 GAN_LATENT_NAMESPACE = "semantic_test_set"   # latent seeds of the gan source (Audio CLEVRGAN uses its own)
@@ -320,9 +320,11 @@ def run(argv: Optional[Sequence[str]] = None) -> dict:
     parser.add_argument("--output_dir", required=True)
     parser.add_argument("--pairs_per_value", type=int, default=None,
                         help="pairs for every value (default: --pairs_per_family split evenly over a family's values)")
-    parser.add_argument("--pairs_per_family", type=int, default=PAIRS_PER_FAMILY,
-                        help=f"default {PAIRS_PER_FAMILY}: +-2%% (95%% interval) at accuracy ~0.75")
-    parser.add_argument("--voices_per_word", type=int, default=VOICES_PER_WORD, help="held-out speakers per word")
+    parser.add_argument("--pairs_per_family", type=int, default=None,
+                        help="default: the preset's data.semantic_pairs_per_family (1801 at cpu/paper: +-2%% "
+                             "(95%% interval) at accuracy ~0.75)")
+    parser.add_argument("--voices_per_word", type=int, default=None,
+                        help="held-out speakers per word (default: the preset's data.semantic_voices_per_word)")
     parser.add_argument("--tts_workers", type=int, default=2, help="espeak-ng processes at once per Beam worker")
     parser.add_argument("--source", default="rendered", choices=SOURCES,
                         help="rendered scenes (ground truth) or images of the GAN in --workdir (its segmenter)")
@@ -333,6 +335,10 @@ def run(argv: Optional[Sequence[str]] = None) -> dict:
     config_lib.add_config_flags(parser)
     args, options = common.parse_pipeline_args(parser, argv)
     config = config_lib.config_from_args(args)
+    if args.pairs_per_family is None:
+        args.pairs_per_family = config.data.semantic_pairs_per_family
+    if args.voices_per_word is None:
+        args.voices_per_word = config.data.semantic_voices_per_word
     for name in ("pairs_per_value", "pairs_per_family", "num_samples", "batch_size"):
         value = getattr(args, name)
         if value is not None and value <= 0:

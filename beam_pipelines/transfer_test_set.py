@@ -1,6 +1,6 @@
 """The transfer test set (paper 000 sec. 6.5): rendered scenes, their one-attribute renderer edits and spoken captions.
 
-    python -m beam_pipelines.transfer_test_set --output_dir D --config PRESET [--num_scenes 1000] [--split test|train]
+    python -m beam_pipelines.transfer_test_set --output_dir D --config PRESET [--num_scenes N] [--split test|train]
 
 Scene i is drawn from a seed derived from (config.seed, "transfer", split, i) - a namespace training scenes never
 use - and edited by `world.random_edit` (one attribute of one object; edits that collide or hide an object are
@@ -26,7 +26,6 @@ from tfvgs import config as config_lib
 from tfvgs.seeding import stable_seed
 
 SPLITS = ("test", "train")
-NUM_SCENES = 1000   # as paper 000
 
 
 class RenderAndEditFn(beam.DoFn):
@@ -96,7 +95,8 @@ def build_pipeline(p: beam.Pipeline, config: config_lib.Config, output_dir: str,
 def run(argv: Optional[Sequence[str]] = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output_dir", required=True)
-    parser.add_argument("--num_scenes", type=int, default=NUM_SCENES)
+    parser.add_argument("--num_scenes", type=int, default=None,
+                        help="default: the preset's data.transfer_scenes (test) or data.renderer_edit_scenes (train)")
     parser.add_argument("--split", default="test", choices=SPLITS,
                         help="test: held-out speakers (the test set); train: training speakers (edit training set)")
     parser.add_argument("--style", default="synthetic", choices=("synthetic", "natural"))
@@ -104,6 +104,8 @@ def run(argv: Optional[Sequence[str]] = None) -> dict:
     config_lib.add_config_flags(parser)
     args, options = common.parse_pipeline_args(parser, argv)
     config = config_lib.config_from_args(args)
+    if args.num_scenes is None:
+        args.num_scenes = config.data.transfer_scenes if args.split == "test" else config.data.renderer_edit_scenes
     if args.num_scenes <= 0:
         raise ValueError(f"--num_scenes must be positive. Received: {args.num_scenes}")
     import tensorflow as tf

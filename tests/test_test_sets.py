@@ -14,6 +14,7 @@ from tfvgs import data, schema, semantic_eval, speech, world
 from tfvgs.models import DualEncoder, build_audio_encoder, build_image_encoder
 
 VOICES = 2
+TRANSFER_SCENES = 6
 
 
 @pytest.fixture(scope="module")
@@ -21,9 +22,11 @@ def tiny_sets(tmp_path_factory):
     root = tmp_path_factory.mktemp("test_sets")
     dirs = {name: str(root / name) for name in ("semantic", "transfer", "transfer_train")}
     common = ["--config", "tiny", "--set", "data.num_shards=2"]
+    # the voices and the transfer scenes come from the preset (issue 16: the pipelines used to ignore it)
     semantic_test_set.run(["--output_dir", dirs["semantic"], "--pairs_per_value", "1",
-                           "--voices_per_word", str(VOICES), *common])
-    transfer_test_set.run(["--output_dir", dirs["transfer"], "--num_scenes", "6", *common])
+                           "--set", f"data.semantic_voices_per_word={VOICES}", *common])
+    transfer_test_set.run(["--output_dir", dirs["transfer"], "--set", f"data.transfer_scenes={TRANSFER_SCENES}",
+                           *common])
     transfer_test_set.run(["--output_dir", dirs["transfer_train"], "--num_scenes", "3", "--split", "train", *common])
     return dirs
 
@@ -49,6 +52,11 @@ def test_default_pair_counts_give_two_percent_margin():
         assert semantic_eval.margin_of_error(0.75, n) <= 0.02                    # +-2% at p ~ 0.75
         assert (counts[family] - 1) * len(values) < semantic_test_set.PAIRS_PER_FAMILY   # and no more than needed
     assert semantic_test_set.plan_counts(3, 1800) == {family: 3 for family in world.ATTRIBUTES}
+
+
+def test_standalone_sets_take_their_sizes_from_the_preset(tiny_sets):
+    assert summary(tiny_sets["transfer"])["num_scenes"] == TRANSFER_SCENES
+    assert summary(tiny_sets["semantic"])["voices_per_word"] == VOICES
 
 
 def test_semantic_set_counts_and_pairs(tiny_sets):
