@@ -14,11 +14,11 @@ system-deps:
 	PYTHON=$(PYTHON) ./scripts/ensure_system_deps.sh
 
 # A venv left half-made by an earlier failure (no pip inside) is rebuilt.
-$(BIN)/.installed: setup.py
+$(BIN)/.installed: setup.py constraints.txt
 	$(MAKE) system-deps
 	test -x $(BIN)/pip || { rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q -e ".[dev]" -c constraints.txt
 	touch $@
 
 setup: $(BIN)/.installed system-deps
