@@ -140,6 +140,12 @@ def test_rerun_reuses_up_to_date_metrics(tiny_world, tmp_path):
     assert (statuses["davenet"], statuses["random_edits"]) == ("reused", "evaluated")
     statuses = {s["stage"]: s["status"] for s in run_all(workdir, tiny_world, None, *quick, "--force")["stages"]}
     assert (statuses["davenet"], statuses["random_edits"]) == ("evaluated", "evaluated")
+    # a model replaced by an older file (a copy that kept its time, a clock that stepped back): evaluated again too,
+    # as the metrics name the file they measured rather than trusting that metrics newer than a model measured it
+    evaluated = os.stat(os.path.join(workdir, "eval", "random_edits", "metrics.json")).st_mtime_ns
+    os.utime(evaluate.model_path(workdir, "random_edits"), ns=(evaluated - 10**9, evaluated - 10**9))
+    statuses = {s["stage"]: s["status"] for s in run_all(workdir, tiny_world, None, *quick)["stages"]}
+    assert (statuses["davenet"], statuses["random_edits"]) == ("reused", "evaluated")
 
 
 def test_all_without_trained_stages_lists_them_all(tiny_world, tmp_path):

@@ -9,7 +9,7 @@ One stage: writes W/eval/<stage>/metrics.json ({"n_pairs", "recall": {"audio_to_
 caption is the query and the images are ranked.
 
 --all: evaluates every stage of the curriculum whose model.keras exists (reusing W/eval/<stage>/metrics.json when it
-is newer than the model and was made with the same settings, unless --force), then writes W/eval/report.md and
+measured the model.keras there now (its time and size) with the same settings, unless --force), then writes W/eval/report.md and
 report.json with paper 000's Tables 1-2, the transfer accuracy and the edit success rates beside the paper's numbers,
 and the pictures results.png (our numbers per stage, the paper's as markers) and matchmaps.png (matchmap overlays of
 the best stage on held-out pairs), with links to the edit, cluster and GAN pictures the stages wrote. Stages without
@@ -139,6 +139,7 @@ def evaluate_stage(workdir: str, stage: str, data_dir: str, *, split: str = "tes
     config, num_pairs, kind = _resolve(workdir, stage, config, overrides, num_pairs, similarity)
     settings = eval_settings(data_dir, split=split, num_pairs=num_pairs, similarity=kind, semantic_dir=semantic_dir,
                              transfer_dir=transfer_dir, from_checkpoint=from_checkpoint)
+    fingerprint = model_fingerprint(workdir, stage)    # before loading: a model saved meanwhile counts as new
     model = load_stage_model(workdir, stage, config, from_checkpoint)
     start = time.perf_counter()
     dataset = data.pairs_dataset(data_dir, split, config, batch_size=min(64, num_pairs))
@@ -150,7 +151,8 @@ def evaluate_stage(workdir: str, stage: str, data_dir: str, *, split: str = "tes
                                                                            kind=kind)
         if transfer_dir:
             metrics["transfer_accuracy"] = semantic_eval.transfer_accuracy(model, transfer_dir, config, kind=kind)
-    metrics.update({"stage": stage, "split": split, "seconds": time.perf_counter() - start, "settings": settings})
+    metrics.update({"stage": stage, "split": split, "seconds": time.perf_counter() - start, "settings": settings,
+                    "model_file": fingerprint})
     if metrics["n_pairs"] < num_pairs:
         print(f"note: only {metrics['n_pairs']} pairs in split {split!r} (asked for {num_pairs})")
     import tensorflow as tf
@@ -165,16 +167,30 @@ def evaluate_stage(workdir: str, stage: str, data_dir: str, *, split: str = "tes
     return metrics
 
 
+def model_fingerprint(workdir: str, stage: str) -> Optional[Dict[str, int]]:
+    """{"mtime_nsec", "length"} of the stage's model.keras (None when missing): which file a metrics.json measured.
+
+    Compared for equality, not "metrics newer than model": two files' timestamps are only as ordered as the clock
+    and the filesystem's granularity, and a rerun was once seen re-evaluating a model it had just measured."""
+    import tensorflow as tf
+    path = model_path(workdir, stage)
+    if not tf.io.gfile.exists(path):
+        return None
+    stat = tf.io.gfile.stat(path)
+    return {"mtime_nsec": int(stat.mtime_nsec), "length": int(stat.length)}
+
+
 def up_to_date_metrics(workdir: str, stage: str, settings: Dict[str, Any]) -> Optional[Dict[str, Any]]:
-    """The stage's metrics.json if it is newer than its model.keras and was made with `settings`, else None."""
+    """The stage's metrics.json if it measured the model.keras there now and was made with `settings`, else None."""
     import tensorflow as tf
     path = os.path.join(eval_dir(workdir, stage), "metrics.json")
     if not tf.io.gfile.exists(path):
         return None
-    if tf.io.gfile.stat(path).mtime_nsec <= tf.io.gfile.stat(model_path(workdir, stage)).mtime_nsec:
-        return None
     with tf.io.gfile.GFile(path) as f:
         metrics = json.load(f)
+    fingerprint = model_fingerprint(workdir, stage)
+    if fingerprint is None or metrics.get("model_file") != fingerprint:
+        return None
     return metrics if metrics.get("settings") == settings else None
 
 
