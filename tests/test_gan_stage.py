@@ -169,6 +169,16 @@ def checkpoint_values(path):
             if not name.startswith(("_CHECKPOINTABLE_OBJECT_GRAPH", "save_counter"))}   # bookkeeping of saves
 
 
+@pytest.mark.parametrize("override,key", [("seed=11", "seed"), ("gan.gp_weight=5.0", "gan.gp_weight")])
+def test_resuming_with_other_settings_is_refused_and_keeps_the_saved_config(trained, tiny_world, override, key):
+    config_path = os.path.join(trained["stage"].stage_dir, "config.json")
+    saved = open(config_path).read()
+    other = GanStage(short_config("gan.total_kimg=0.16", override), trained["workdir"], tiny_world["scenes"])
+    with pytest.raises(ValueError, match=re.escape(key) + ".*Resume with the same settings"):
+        other.run()
+    assert open(config_path).read() == saved
+
+
 def test_resume_continues_phase_alpha_and_data_as_if_never_stopped(trained, tiny_world, tmp_path):
     # Stop after 24 images (6 steps): 20 at 4x4, then halfway into the 16-image 8x8 fade-in.
     workdir = str(tmp_path / "w")

@@ -18,6 +18,7 @@ when `<workdir>/segmenter/model.keras` exists and `gan.quality_samples` > 0).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -28,6 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfvgs import data, gan_io, gan_quality, schema, training
+from tfvgs.config import GanConfig
 from tfvgs.gan import GrowthPhase, GrowthSchedule, ProgressiveDiscriminator, ProgressiveGAN, ProgressiveGenerator
 from tfvgs.stages.stage import Stage
 
@@ -218,6 +220,12 @@ class GanStage(Stage):
     `gan.total_kimg` thousand real images; see the module docstring."""
 
     name = "gan"
+    # Everything that shapes the GAN, its data and its schedule must match when resuming; the length of the run
+    # (total_kimg) and what is logged along the way may change.
+    RESUME_INVARIANTS = ("seed", "world", "data", *(
+        f"gan.{field.name}" for field in dataclasses.fields(GanConfig)
+        if field.name not in ("total_kimg", "checkpoint_every", "grid_every", "num_grid_images", "quality_samples",
+                              "quality_split")))
 
     def __init__(self, config, workdir: str, data_dir: str, strategy: Optional[tf.distribute.Strategy] = None):
         super().__init__(config, workdir, data_dir, strategy)
@@ -324,6 +332,7 @@ class GanStage(Stage):
     # --- the driver -------------------------------------------------------------------------------------------
     def run(self) -> Dict[str, float]:
         tf.io.gfile.makedirs(self.stage_dir)
+        self.check_resume_config()
         self.config.save(os.path.join(self.stage_dir, "config.json"))
         g = self.config.gan
         total_images = int(round(g.total_kimg * 1000))
