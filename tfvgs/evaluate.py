@@ -12,8 +12,8 @@ caption is the query and the images are ranked.
 measured the model.keras there now - its time and size - with the same settings, unless --force), then writes
 W/eval/report.md and report.json with paper 000's Tables 1-2, the transfer accuracy and the edit success rates
 beside the paper's numbers, and the pictures results.png (our numbers per stage, the paper's as markers) and
-matchmaps.png (matchmap overlays of the best stage on held-out pairs), with links to the edit, cluster and GAN pictures the stages wrote. Stages without
-a model are listed as "not trained".
+matchmaps.png (matchmap overlays of the best stage on held-out pairs), with links to the edit, cluster and GAN
+pictures the stages wrote. Stages without a model are listed as "not trained".
 """
 from __future__ import annotations
 
