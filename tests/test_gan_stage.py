@@ -274,7 +274,11 @@ def test_draw_samples_writes_a_grid_of_the_generators_images(trained, tmp_path):
     assert grid.shape == (2 * tile + 3 * draw.GRID_PAD, 3 * tile + 4 * draw.GRID_PAD, 3)
     assert summary["seeds"] == [0, 1, 2, 3, 4, 9]
     generator = gan_io.load_generator(trained["workdir"])
-    expected = draw.to_uint8(generator(gan_io.latents_for_seeds([9], generator.latent_dim)))[0]
+    # The expected tile comes from the same batch of six latents: a float32 generator's output differs by ~1e-5
+    # between batch sizes (oneDNN picks kernels by shape), enough to move a pixel by one uint8 level on some CPUs
+    # (issue 15), while one batch shape gives bitwise the same image.
+    latents = gan_io.latents_for_seeds(summary["seeds"], generator.latent_dim)
+    expected = draw.to_uint8(generator.generate(latents))[5]
     top, left = draw.GRID_PAD + tile + draw.GRID_PAD, draw.GRID_PAD + 2 * (tile + draw.GRID_PAD)   # row 1, col 2
     np.testing.assert_array_equal(grid[top:top + tile:2, left:left + tile:2], expected)
 
@@ -293,7 +297,8 @@ def test_draw_edit_writes_original_mask_edited_and_difference(trained, tmp_path)
         return view[top:top + 64, left:left + 64].astype(int)
 
     generator = gan_io.load_generator(trained["workdir"])
-    original = draw.to_uint8(generator(gan_io.latents_for_seeds([7], generator.latent_dim)))[0]
+    # from the same batch (seeds 3 and 7) as the tool: see the comment in the samples test above
+    original = draw.to_uint8(generator.generate(gan_io.latents_for_seeds([3, 7], generator.latent_dim)))[1]
     np.testing.assert_array_equal(tile(1, 0)[::2, ::2], original)
     for row in range(2):
         changed = np.abs(tile(row, 2) - tile(row, 0)).max(axis=-1) > 0
