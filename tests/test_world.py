@@ -148,11 +148,13 @@ def test_projected_centre_matches_rendered_sphere():
     assert depth > 0
 
 
-def test_cube_rotation_by_a_quarter_turn_is_invisible_but_an_eighth_is_not():
+def test_cube_rotation_is_in_radians_like_clevr_and_a_quarter_turn_is_invisible():
+    """CLEVR's generator passed `rotation` to Blender's rotation_euler (radians), so it is read as radians."""
+    base = 0.2
     masks = [render_instance_mask(validate_scene({"objects": [_clevr_object("cube", rotation=r)]}), 48, 2)
-             for r in (10.0, 100.0, 55.0)]
-    assert np.array_equal(masks[0], masks[1])
-    assert not np.array_equal(masks[0], masks[2])
+             for r in (base, base + math.pi / 2, base + 2 * math.pi, base + math.pi / 4)]
+    assert np.array_equal(masks[0], masks[1]) and np.array_equal(masks[0], masks[2])
+    assert not np.array_equal(masks[0], masks[3])
 
 
 def test_metal_and_rubber_render_differently():

@@ -58,7 +58,9 @@ class _Objects:
         for obj in objects:
             kind = _SHAPE_CODES[obj["shape"]]
             x, y, half = obj["3d_coords"]
-            theta = math.radians(obj["rotation"])
+            # radians about z, as in CLEVR: its generator stored theta = 360 * U[0, 1) and handed that number to
+            # Blender's rotation_euler, which is in radians, so real CLEVR scenes render as they were drawn
+            theta = float(obj["rotation"])
             self.kind.append(kind)
             self.center.append((float(x), float(y), float(half)))
             self.half.append(float(half))

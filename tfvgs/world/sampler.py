@@ -61,7 +61,7 @@ def _place_objects(num_objects: int, directions: Dict[str, Any], rng: np.random.
             "material": str(rng.choice(MATERIALS)),
             "size": size,
             "3d_coords": [x, y, object_half_height(shape, size)],
-            "rotation": float(360.0 * rng.random()),
+            "rotation": float(360.0 * rng.random()),   # CLEVR's draw; read as radians (renderer)
         })
     return placed
 

@@ -13,6 +13,12 @@ A scene is a plain JSON-serialisable dict, so it can travel through Beam, TFReco
 exactly as CLEVR's `compute_all_relationships` does. `pixel_coords` is CLEVR's `[px, py, depth]` of the projected
 object centre at `image_size` pixels (the size the scene was sampled at; `render` may render at any size).
 `camera`, `lights` and `image_size` are ours: real CLEVR files lack them and get the canonical values.
+
+Conventions, as CLEVR's generator made them: `rotation` is an angle about z in *radians* (CLEVR drew 360 * U[0, 1)
+and passed that number to Blender's rotation_euler, which takes radians; we draw and read it the same way), and
+`3d_coords` z is the object's centre height when it rests on the ground, r for spheres and cylinders and r / sqrt(2)
+for cubes (CLEVR scales the cube by r / sqrt(2) and lifts it by the same amount); on reading it is recomputed
+from shape and size, which matches CLEVR's value up to float noise.
 """
 from __future__ import annotations
 
@@ -176,7 +182,7 @@ def validate_object(obj: Any, source: str, index: int) -> Dict[str, Any]:
     if "3d_coords" not in obj:
         raise ValueError(f"{where} is missing field '3d_coords'. Received: object with fields {sorted(obj)}")
     x, y, _ = _vector(obj["3d_coords"], f"{where} field '3d_coords'")
-    # Objects rest on the ground: z is the half-height implied by shape and size (CLEVR's z up to float noise).
+    # Objects rest on the ground: z is the centre height implied by shape and size (see the module docstring).
     out["3d_coords"] = [x, y, object_half_height(out["shape"], out["size"])]
     out["rotation"] = _number(obj.get("rotation", 0.0), f"{where} field 'rotation'")
     return out
