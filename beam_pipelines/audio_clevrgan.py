@@ -214,8 +214,8 @@ def run(argv: Optional[Sequence[str]] = None) -> dict:
         if value <= 0:
             raise ValueError(f"{flag} must be positive. Received: {value}")
     check_models(args.workdir, args.allow_partial_gan)
-    from tfvgs import gan_io, speech
-    speech.check_espeak()  # fail before the pipeline starts, with the install command
+    from tfvgs import gan_io
+    common.check_local_espeak(options)
     import tensorflow as tf
     tf.io.gfile.makedirs(args.output_dir)
     common.clear_previous_outputs(args.output_dir, SPLITS)

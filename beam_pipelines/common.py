@@ -36,6 +36,14 @@ def parse_pipeline_args(parser: argparse.ArgumentParser, argv: Optional[Sequence
     return known, options
 
 
+def check_local_espeak(options: PipelineOptions) -> None:
+    """Fails before a local pipeline starts when espeak-ng is missing, with the install command. On a remote runner
+    (Dataflow) the workers speak, so the launching machine needs no espeak-ng."""
+    if options.view_as(StandardOptions).runner in ("DirectRunner", "direct"):
+        from tfvgs import speech
+        speech.check_espeak()
+
+
 # Written items whose log-mel is longer than features.max_frames: kept, but cropped by the readers - counted so it
 # is never silent.
 LONGER_THAN_MAX_FRAMES = "longer_than_max_frames"

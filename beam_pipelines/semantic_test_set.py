@@ -354,10 +354,7 @@ def run(argv: Optional[Sequence[str]] = None) -> dict:
     counts = plan_counts(args.pairs_per_value, args.pairs_per_family)
     words = word_items(config, args.voices_per_word)   # validates --voices_per_word before anything runs
     import tensorflow as tf
-    from apache_beam.options.pipeline_options import StandardOptions
-    if options.view_as(StandardOptions).runner in ("DirectRunner", "direct"):
-        from tfvgs import speech
-        speech.check_espeak()
+    common.check_local_espeak(options)
     tf.io.gfile.makedirs(args.output_dir)
     common.clear_previous_outputs(args.output_dir, KINDS)
     config.save(os.path.join(args.output_dir, "config.json"))

@@ -206,10 +206,7 @@ def run(argv: Optional[Sequence[str]] = None) -> dict:
     if not tf.io.gfile.glob(shard_pattern(args.scenes_dir, "*")):
         raise FileNotFoundError(f"--scenes_dir {args.scenes_dir}: no scene shards "
                                 f"({shard_pattern(args.scenes_dir, '*')}); run beam_pipelines.render_scenes first")
-    from apache_beam.options.pipeline_options import StandardOptions
-    if options.view_as(StandardOptions).runner in ("DirectRunner", "direct"):
-        from tfvgs import speech
-        speech.check_espeak()  # fail before a local pipeline starts, with the install command
+    common.check_local_espeak(options)
     tf.io.gfile.makedirs(args.output_dir)
     common.clear_previous_outputs(args.output_dir, SPLITS)
     config.save(os.path.join(args.output_dir, "config.json"))

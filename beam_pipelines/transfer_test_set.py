@@ -109,10 +109,7 @@ def run(argv: Optional[Sequence[str]] = None) -> dict:
     if args.num_scenes <= 0:
         raise ValueError(f"--num_scenes must be positive. Received: {args.num_scenes}")
     import tensorflow as tf
-    from apache_beam.options.pipeline_options import StandardOptions
-    if options.view_as(StandardOptions).runner in ("DirectRunner", "direct"):
-        from tfvgs import speech
-        speech.check_espeak()
+    common.check_local_espeak(options)
     tf.io.gfile.makedirs(args.output_dir)
     common.clear_previous_outputs(args.output_dir, (args.split,))
     config.save(os.path.join(args.output_dir, "config.json"))

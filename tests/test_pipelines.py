@@ -99,3 +99,19 @@ def test_plan_captions_in_test_pipeline(tiny_world, tiny_config):
                      common.REJECTED_TAG, main="items"))
         ids = items.items | beam.Map(lambda item: item["pair_id"].rsplit("/", 1)[1])
         assert_that(ids, equal_to(["0", "1", "2"] * len(raw)))
+
+
+@pytest.mark.parametrize("runner,checked", [("DirectRunner", True), ("DataflowRunner", False)])
+def test_espeak_is_required_only_where_the_pipeline_speaks(monkeypatch, runner, checked):
+    """A Dataflow launch needs no espeak-ng on the launching machine (the workers speak); a local run fails early."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    def missing():
+        raise RuntimeError("espeak-ng not found")
+    monkeypatch.setattr(speech, "check_espeak", missing)
+    options = PipelineOptions(["--runner", runner])
+    if checked:
+        with pytest.raises(RuntimeError, match="espeak-ng"):
+            common.check_local_espeak(options)
+    else:
+        common.check_local_espeak(options)

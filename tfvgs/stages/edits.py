@@ -119,8 +119,8 @@ class HnTargetedEditsStage(TargetedEditsStage):
 
 class ExactEditsStage(EditStage):
     """Trains on the renderer-edit training set (`beam_pipelines.transfer_test_set --split train`): rendered scenes,
-    their spoken synthetic captions and single-attribute renderer edits as the negatives. `--data_dir` is that set;
-    recall is still measured on it during training (its val split is the train split's tail: none is written)."""
+    their spoken synthetic captions and single-attribute renderer edits as the negatives. `--data_dir` is that set.
+    It has no val split, so nothing is measured during training; `evaluate --all` measures the model afterwards."""
 
     name = "exact_edits"
     init_from = "davenet"
