@@ -93,20 +93,17 @@ class Curriculum:
         return name, lambda: tf.io.gfile.exists(os.path.join(out, "summary.json")), run
 
     def steps(self) -> List[Tuple[str, Callable[[], bool], Callable[[], object]]]:
-        d = self.config.data
-        # the segmenter first: the gan stage measures its samples with it after every growth phase
+        # the segmenter first: the gan stage measures its samples with it after every growth phase. The pipelines'
+        # sizes (samples, test-set pairs and scenes) are the config's data.* fields, read from config_flags.
         steps = [self._stage_step("segmenter", "scenes"), self._stage_step("gan", "scenes"),
                  self._pipeline_step("audio_clevrgan", "beam_pipelines.audio_clevrgan", "pairs",
-                                     ["--workdir", self.workdir, "--num_samples", str(d.num_scenes)],
+                                     ["--workdir", self.workdir],
                                      splits=("train", "val", "test")),
-                 self._pipeline_step("semantic_test_set", "beam_pipelines.semantic_test_set", "semantic",
-                                     ["--pairs_per_family", str(d.semantic_pairs_per_family),
-                                      "--voices_per_word", str(d.semantic_voices_per_word)]),
+                 self._pipeline_step("semantic_test_set", "beam_pipelines.semantic_test_set", "semantic", []),
                  self._pipeline_step("transfer_test_set", "beam_pipelines.transfer_test_set", "transfer",
-                                     ["--num_scenes", str(d.transfer_scenes), "--split", "test"]),
+                                     ["--split", "test"]),
                  self._pipeline_step("renderer_edits", "beam_pipelines.transfer_test_set", "renderer_edits",
-                                     ["--num_scenes", str(d.renderer_edit_scenes), "--split", "train"],
-                                     splits=("train",))]
+                                     ["--split", "train"], splits=("train",))]
         steps += [self._stage_step(name, data) for name, data in STAGES]
         steps.append(("evaluate", lambda: False, self.evaluate))
         return steps
