@@ -52,7 +52,7 @@ def test_call_returns_feature_maps_and_valid_frames():
     batch["nframes"][1] = 17
     image_feats, audio_feats, frames = model(batch)
     assert image_feats.shape == (6, 4, 4, D) and audio_feats.shape == (6, 4, D)
-    assert frames.dtype == tf.int32 and list(frames.numpy()[:2]) == [4, 2]
+    assert frames.dtype == tf.int32 and list(frames.numpy()[:2]) == [4, 1]   # floor(n / 16), as DAVEnet
 
 
 def test_config_round_trip_and_saved_model_file_give_same_outputs(tmp_path):
@@ -155,6 +155,53 @@ def test_non_finite_loss_is_reported_in_the_logs():
     model.compile(optimizer=keras.optimizers.SGD(0.01))
     logs = model.train_on_batch(batch, return_dict=True)
     assert not np.isfinite(logs["loss"])
+
+
+def _with_crops(batch, rng, width=48):
+    crop = rng.normal(size=(len(batch["nframes"]), width, 40)).astype("float32")
+    crop_nframes = rng.integers(5, 33, len(batch["nframes"])).astype("int32")
+    for b, n in enumerate(crop_nframes):
+        crop[b, n:] = LOG_FLOOR
+    return dict(batch, crop_logmel=crop, crop_nframes=crop_nframes)
+
+
+def test_crop_views_add_their_weighted_loss_and_reach_the_audio_gradient():
+    rng = np.random.default_rng(11)
+    batch = make_batch(rng)
+    cropped = _with_crops(batch, rng)
+    off, on = make_model(loss="hardest"), make_model(loss="hardest", crop_weight=0.5)
+    loss_plain, _, stats_plain = off.training_loss(batch, step=0)
+    loss_ignored, _, _ = off.training_loss(cropped, step=0)    # crop_weight 0: the crops are not even encoded
+    assert float(loss_ignored) == pytest.approx(float(loss_plain), rel=1e-6) and "crop_loss" not in stats_plain
+    on(batch)
+    before = on.get_weights()        # BatchNorm statistics move in every training-mode call
+    with tf.GradientTape() as tape:
+        loss, terms, stats = on.training_loss(cropped, step=0, tape=tape)
+    # the crops' own loss: the same hinge with the crops as the captions (inference-mode BatchNorm, as in training)
+    on.set_weights(before)
+    image_feats, _, _ = on(batch, training=True)
+    crop_feats = on.audio_encoder(cropped["crop_logmel"], training=False)
+    crop_frames = on.audio_encoder.output_frames(cropped["crop_nframes"])
+    crop_terms, _ = on.loss_terms(image_feats, crop_feats, crop_frames, 0, 2000)
+    assert float(stats["crop_loss"]) == pytest.approx(float(tf.add_n(list(crop_terms.values()))), rel=1e-5)
+    assert float(loss) == pytest.approx(float(terms["hardest"]) + 0.5 * float(stats["crop_loss"]), rel=1e-5)
+    assert float(stats["crop_loss"]) > 0
+    grads = tape.gradient(loss, on.audio_encoder.trainable_weights)
+    with tf.GradientTape() as tape:
+        plain, _, _ = on.training_loss(batch, step=0, tape=tape)
+    plain_grads = tape.gradient(plain, on.audio_encoder.trainable_weights)
+    assert any(not np.allclose(g.numpy(), p.numpy()) for g, p in zip(grads, plain_grads) if g is not None)
+    with pytest.raises(ValueError, match="crop_weight"):
+        make_model(crop_weight=-1)
+
+
+def test_crop_views_are_logged_and_serialised(tmp_path):
+    rng = np.random.default_rng(12)
+    model = make_model(crop_weight=0.25)
+    model.compile(optimizer=keras.optimizers.SGD(0.01))
+    logs = model.fit(tf.data.Dataset.from_tensors(_with_crops(make_batch(rng), rng)).repeat(2), verbose=0).history
+    assert "crop_loss" in logs and np.isfinite(logs["crop_loss"][-1])
+    assert DualEncoder.from_config(model.get_config()).crop_weight == 0.25
 
 
 def test_evaluate_reports_every_loss_term():

@@ -101,6 +101,88 @@ def test_training_dataset_is_seeded_and_drops_remainder(tmp_path, tiny_config):
     assert order(1) != order(2)
 
 
+def test_length_buckets_keep_every_pair_and_pad_to_the_batchs_rounded_longest(tmp_path, tiny_config):
+    max_frames = tiny_config.features.max_frames            # 512
+    lengths = [5, 70, 130, 600, 40, 250, 64, 1, 512, 200, 90, 33, 480, 129]
+    pairs = [make_pair(i, n) for i, n in enumerate(lengths)]
+    write_shards(str(tmp_path / "train"), [p[0] for p in pairs])
+    pad = np.float32(features.padding_value(tiny_config.features))
+    ds = data.pairs_dataset(str(tmp_path), "train", tiny_config, 3, bucket_frames=64, drop_remainder=False)
+    seen = []
+    for batch in ds:
+        frames = batch["logmel"].shape[1]
+        nframes = batch["nframes"].numpy()
+        assert frames % 64 == 0 or frames == max_frames
+        assert frames == min(-(-nframes.max() // 64) * 64, max_frames)   # the batch's longest, rounded up
+        assert len({min(int(n) // 64, max_frames // 64 - 1) for n in nframes}) == 1   # one length bucket
+        for k, pid in enumerate(batch["pair_id"].numpy()):
+            i = int(pid.decode()[1:])
+            n = min(lengths[i], max_frames)
+            assert nframes[k] == n
+            np.testing.assert_array_equal(batch["logmel"][k, :n].numpy(), pairs[i][2][:n])
+            assert np.all(batch["logmel"][k, n:].numpy() == pad)
+            np.testing.assert_array_equal(data.image_to_uint8(batch["image"][k]).numpy(), pairs[i][1])
+            seen.append(i)
+    assert sorted(seen) == list(range(len(lengths)))         # every pair, once
+
+
+def test_length_buckets_change_nothing_when_every_caption_fills_max_frames(tmp_path, tiny_config):
+    max_frames = tiny_config.features.max_frames
+    write_shards(str(tmp_path / "train"), [make_pair(i, max_frames + 7 * i)[0] for i in range(9)])
+    plain = data.pairs_dataset(str(tmp_path), "train", tiny_config, 3, training=True, seed=4)
+    bucketed = data.pairs_dataset(str(tmp_path), "train", tiny_config, 3, training=True, seed=4, bucket_frames=64)
+    for a, b in zip(plain, bucketed, strict=True):
+        for key in ("logmel", "nframes", "image", "pair_id"):
+            np.testing.assert_array_equal(a[key].numpy(), b[key].numpy())
+
+
+def test_length_buckets_resume_on_the_same_batches(tmp_path, tiny_config):
+    """An endless bucketed stream skipped by k batches continues with batch k of the unskipped stream (a resumed
+    training run sees the batches it would have seen)."""
+    write_shards(str(tmp_path / "train"), [make_pair(i, 20 + 37 * i)[0] for i in range(12)])
+
+    def ids(skip_batches):
+        ds = data.pairs_dataset(str(tmp_path), "train", tiny_config, 2, training=True, repeat=True, seed=3,
+                                skip_examples=2 * skip_batches, bucket_frames=128)
+        return [tuple(b["pair_id"].numpy()) for b in ds.take(6)]
+
+    full = ids(0)
+    assert ids(4)[:2] == full[4:6]
+    with pytest.raises(ValueError, match="bucket_frames"):
+        data.pairs_dataset(str(tmp_path), "train", tiny_config, 2, bucket_frames=-1)
+
+
+def test_caption_crops_are_stretches_of_the_caption_alone_in_silence(tmp_path, tiny_config):
+    lengths = [300, 12, 64, 511]
+    pairs = [make_pair(i, n) for i, n in enumerate(lengths)]
+    write_shards(str(tmp_path / "train"), [p[0] for p in pairs], num_shards=1)
+    pad = np.float32(features.padding_value(tiny_config.features))
+    width = data.crop_width((20, 50))
+    assert width % 16 == 0 and width >= 50 + data.CROP_CONTEXT_FRAMES
+
+    def crops(skip=0):
+        ds = data.pairs_dataset(str(tmp_path), "train", tiny_config, 1, training=True, repeat=True, seed=2,
+                                crop_frames=(20, 50), skip_examples=skip)
+        return [(b["pair_id"].numpy()[0].decode(), b["crop_logmel"].numpy()[0], int(b["crop_nframes"][0]))
+                for b in ds.take(12)]
+
+    seen = crops()
+    for pid, crop, n in seen:
+        full = pairs[int(pid[1:])][2]
+        assert crop.shape == (width, 40)
+        assert n == len(full) if len(full) < 20 else 20 <= n <= 50
+        starts = [s for s in range(len(full) - n + 1) if np.array_equal(full[s:s + n], crop[:n])]
+        assert starts, f"crop of {pid} is not a stretch of its caption"
+        assert np.all(crop[n:] == pad)
+    assert len({(pid, n) for pid, _, n in seen}) > 4                # crops differ between repetitions
+    again = crops(skip=5)                                           # a resumed stream crops the same way
+    for (pid_a, crop_a, n_a), (pid_b, crop_b, n_b) in zip(seen[5:], again):
+        assert pid_a == pid_b and n_a == n_b
+        np.testing.assert_array_equal(crop_a, crop_b)
+    with pytest.raises(ValueError, match="crop_frames"):
+        next(iter(data.pairs_dataset(str(tmp_path), "train", tiny_config, 1, crop_frames=(50, 20))))
+
+
 def test_shards_of_two_runs_are_not_mixed(tmp_path, tiny_config):
     write_shards(str(tmp_path / "train"), [make_pair(i, 20)[0] for i in range(4)], num_shards=2)
     write_shards(str(tmp_path / "train"), [make_pair(i, 20)[0] for i in range(4)], num_shards=3)

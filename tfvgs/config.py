@@ -59,6 +59,9 @@ class DataConfig:
     reader_parallelism: int = 2     # fixed, not AUTOTUNE: autotune fights for 2 cores
     shuffle_buffer: int = 1000
     prefetch: int = 2
+    # Training batches of captions of similar length, padded to the batch's longest rounded up to a multiple of
+    # this many frames (tfvgs.data.length_bucketed_batches); 0 pads every batch to features.max_frames (DAVEnet).
+    bucket_frames: int = 0
     # Test and edit sets built by `--stage all` (beam_pipelines.semantic_test_set / transfer_test_set)
     semantic_pairs_per_family: int = 1801     # +-2% (95% interval) at accuracy ~0.75
     semantic_voices_per_word: int = 10
@@ -99,6 +102,11 @@ class TrainConfig:
     log_every: int = 50
     strategy: str = "auto"              # auto (all visible GPUs, else the CPU) | mirrored | default
     eval_pairs: int = 500               # held-out pairs for recall, as paper 000
+    # Extra views for isolated words (0 = off, as paper 001): every pair also scores a random crop of its caption,
+    # crop_frames[0]..crop_frames[1] input frames alone in silence like a word of the semantic test, against the
+    # batch's images with the same loss, weighted crop_weight. No word timings are used: a crop is any stretch.
+    crop_weight: float = 0.0
+    crop_frames: Tuple[int, int] = (30, 100)
     summary_pairs: int = 4              # fixed pairs whose matchmaps and audio go to TensorBoard
 
 

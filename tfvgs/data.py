@@ -8,7 +8,7 @@ interchangeable inputs.
 from __future__ import annotations
 
 import contextlib
-from typing import Dict, Iterator, List, Optional
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import tensorflow as tf
 
@@ -73,8 +73,8 @@ def records(data_dir: str, split: str, config: Config, training: bool, seed: Opt
     ds = tf.data.Dataset.from_tensor_slices(files)
     if training:
         ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), config.data.reader_parallelism),
-                       num_parallel_calls=config.data.reader_parallelism, deterministic=True)
+    cycle = min(len(files), config.data.reader_parallelism)   # tf.data refuses more parallel calls than cycle
+    ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=cycle, num_parallel_calls=cycle, deterministic=True)
     if training:
         ds = ds.shuffle(config.data.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     if repeat:
@@ -82,10 +82,15 @@ def records(data_dir: str, split: str, config: Config, training: bool, seed: Opt
     return ds.skip(skip_examples) if skip_examples else ds
 
 
-def _prepare_pair(example: Dict[str, tf.Tensor], config: Config, image_size: int) -> Dict[str, tf.Tensor]:
+def _prepare_pair(example: Dict[str, tf.Tensor], config: Config, image_size: int,
+                  pad_to_max: bool = True) -> Dict[str, tf.Tensor]:
     logmel = tf.ensure_shape(example["logmel"], [None, config.features.num_mel_bins])  # records of another config fail here
-    logmel, nframes = features.pad_or_crop(logmel, config.features.max_frames,
-                                           features.padding_value(config.features))
+    if pad_to_max:
+        logmel, nframes = features.pad_or_crop(logmel, config.features.max_frames,
+                                               features.padding_value(config.features))
+    else:  # cropped only; the batch pads (length buckets)
+        logmel = logmel[:config.features.max_frames]
+        nframes = tf.shape(logmel, out_type=tf.int32)[0]
     image = tf.ensure_shape(example["image"], [image_size, image_size, 3])
     return {
         "image": image_to_float(image),
@@ -100,18 +105,112 @@ def _prepare_pair(example: Dict[str, tf.Tensor], config: Config, image_size: int
 
 def pairs_dataset(data_dir: str, split: str, config: Config, batch_size: int, *, training: bool = False,
                   seed: Optional[int] = None, repeat: bool = False, image_size: Optional[int] = None,
-                  drop_remainder: Optional[bool] = None, skip_examples: int = 0) -> tf.data.Dataset:
+                  drop_remainder: Optional[bool] = None, skip_examples: int = 0,
+                  bucket_frames: int = 0, crop_frames: Optional[Tuple[int, int]] = None) -> tf.data.Dataset:
     """Batches of spoken pairs: image [B,S,S,3] float, logmel [B,max_frames,bins], nframes [B] int32, pair_id,
     caption (strings, for analysis only) and latent [B,z] (zero-width when the images were not GAN-drawn).
 
-    `skip_examples` skips raw records before any decoding (cheap), e.g. to resume an endless training stream."""
+    `skip_examples` skips raw records before any decoding (cheap), e.g. to resume an endless training stream.
+    `bucket_frames` > 0 batches captions of similar length (`length_bucketed_batches`): logmel is then
+    [B, T, bins] with T the batch's longest caption rounded up to a multiple of `bucket_frames` (at most
+    max_frames), and `skip_examples` skips whole batches after grouping, so a resumed stream is the same one.
+    `crop_frames` = (lo, hi) adds a random crop of every caption (`caption_crop`): crop_logmel, crop_nframes."""
     image_size = image_size or config.world.image_size
-    ds = records(data_dir, split, config, training, seed, repeat, skip_examples)
-    ds = ds.map(lambda s: _prepare_pair(schema.parse_pair(s), config, image_size),
-                num_parallel_calls=config.data.reader_parallelism, deterministic=True)
-    ds = ds.batch(batch_size, drop_remainder=training if drop_remainder is None else drop_remainder)
+    bucket_frames = int(bucket_frames)
+    if bucket_frames < 0:
+        raise ValueError(f"`bucket_frames` must be >= 0 (0 pads every batch to max_frames). "
+                         f"Received: bucket_frames={bucket_frames}")
+    drop_remainder = training if drop_remainder is None else drop_remainder
+    ds = records(data_dir, split, config, training, seed, repeat, 0)
+    # each record's position in the stream seeds its crop, so a resumed stream crops as the uninterrupted one
+    ds = tf.data.Dataset.zip((tf.data.Dataset.counter(), ds))
+    if skip_examples and not bucket_frames:
+        ds = ds.skip(skip_examples)
+    crop_seed = config.seed if seed is None else seed
+
+    def prepare(index, serialized):
+        example = schema.parse_pair(serialized)
+        pair = _prepare_pair(example, config, image_size, pad_to_max=not bucket_frames)
+        if crop_frames is not None:
+            pair.update(caption_crop(example["logmel"], config, crop_frames,
+                                     tf.stack([tf.cast(crop_seed, tf.int64), index])))
+        return pair
+
+    ds = ds.map(prepare, num_parallel_calls=config.data.reader_parallelism, deterministic=True)
+    if bucket_frames:
+        ds = length_bucketed_batches(ds, config, batch_size, bucket_frames, drop_remainder)
+        if skip_examples:
+            ds = ds.skip(skip_examples // batch_size)
+    else:
+        ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     ds = ds.prefetch(config.data.prefetch)
     return ds.with_options(dataset_options(config))
+
+
+# Silence after a crop: about half the DAVEnet receptive field (265 input frames), so a crop's output frames see
+# what a word of the semantic test sees (the word, then silence), not the zeros past the end of the tensor.
+CROP_CONTEXT_FRAMES = 144
+
+
+def crop_width(crop_frames: Tuple[int, int]) -> int:
+    """Frames of a crop view: the longest crop plus CROP_CONTEXT_FRAMES of silence, a multiple of 16."""
+    return -(-(int(crop_frames[1]) + CROP_CONTEXT_FRAMES) // 16) * 16
+
+
+def caption_crop(logmel: tf.Tensor, config: Config, crop_frames: Tuple[int, int], seed: tf.Tensor
+                 ) -> Dict[str, tf.Tensor]:
+    """A random stretch of `lo..hi` frames of a caption (the whole caption if shorter than `lo`), at the start of a
+    silence-padded view of `crop_width` frames: {"crop_logmel": [W, bins], "crop_nframes": int32}.
+
+    Length and start are drawn from a stateless generator seeded by `seed` ([2] int64), so crops are reproducible."""
+    lo, hi = int(crop_frames[0]), int(crop_frames[1])
+    if not 1 <= lo <= hi:
+        raise ValueError(f"`crop_frames` must be (lo, hi) with 1 <= lo <= hi. Received: crop_frames={crop_frames}")
+    logmel = logmel[:config.features.max_frames]
+    n = tf.shape(logmel, out_type=tf.int32)[0]
+    u = tf.random.stateless_uniform([2], seed=seed)
+    longest = tf.minimum(hi, n)
+    shortest = tf.minimum(lo, longest)
+    length = shortest + tf.cast(u[0] * tf.cast(longest - shortest + 1, tf.float32), tf.int32)
+    length = tf.minimum(length, longest)
+    start = tf.minimum(tf.cast(u[1] * tf.cast(n - length + 1, tf.float32), tf.int32), n - length)
+    crop = logmel[start:start + length]
+    crop, nframes = features.pad_or_crop(crop, crop_width(crop_frames), features.padding_value(config.features))
+    return {"crop_logmel": crop, "crop_nframes": nframes}
+
+
+def length_bucketed_batches(ds: tf.data.Dataset, config: Config, batch_size: int, bucket_frames: int,
+                            drop_remainder: bool) -> tf.data.Dataset:
+    """Groups unpadded pairs into batches of captions within one `bucket_frames`-wide length bucket and pads each
+    batch's logmel (with the silence value) to its longest caption rounded up to a multiple of `bucket_frames`.
+
+    The audio encoder then stops computing on padding (a batch padded to max_frames is mostly padding when captions
+    are short), and a few rounded lengths keep tf.function retracing bounded (max_frames / bucket_frames shapes).
+    The grouping is deterministic, and no pair is dropped from an endless stream: a bucket's unfinished batch
+    waits for more pairs. Captions of a batch have similar lengths, so the length of a caption (how many objects it
+    names) no longer tells a positive from its in-batch impostors."""
+    max_frames = config.features.max_frames
+    boundaries = list(range(bucket_frames, max_frames, bucket_frames))
+    pad = features.padding_value(config.features)
+
+    def padding(spec):
+        if spec.dtype == tf.string:
+            return tf.constant("", tf.string)
+        return tf.constant(0, spec.dtype)
+
+    padding_values = {k: padding(spec) for k, spec in ds.element_spec.items()}
+    padding_values["logmel"] = tf.constant(pad, ds.element_spec["logmel"].dtype)
+    ds = ds.bucket_by_sequence_length(lambda e: e["nframes"], boundaries, [batch_size] * (len(boundaries) + 1),
+                                      padding_values=padding_values, drop_remainder=drop_remainder)
+
+    def round_up(batch):
+        frames = tf.shape(batch["logmel"])[1]
+        target = tf.minimum(-(-frames // bucket_frames) * bucket_frames, max_frames)  # frames <= max_frames
+        batch = dict(batch)
+        batch["logmel"] = tf.pad(batch["logmel"], [[0, 0], [0, target - frames], [0, 0]], constant_values=pad)
+        return batch
+
+    return ds.map(round_up, num_parallel_calls=config.data.reader_parallelism, deterministic=True)
 
 
 def scenes_dataset(data_dir: str, split: str, config: Config, batch_size: int, *, training: bool = False,

@@ -8,6 +8,7 @@ Layer for layer the reference `Davenet` (dharwath/DAVEnet-pytorch, models/AudioM
     conv 1x17 -> 512, maxpool
     conv 1x17 -> 512, maxpool
     conv 1x17 -> D,   maxpool           ReLU after every conv; output [B, ceil(T/16), D]
+    (of which floor(n/16) are valid for a caption of n frames, as in DAVEnet-pytorch)
 
 Pools pad one frame on each side like PyTorch's `MaxPool2d(padding=(0, 1))` (zeros are a safe pad after a ReLU), so
 output frame i is centred on input frame 16 i. `large=True` appends three more 1x17 D -> D conv + ReLU layers without
@@ -89,13 +90,14 @@ class DavenetAudioEncoder(keras.layers.Layer):
         return (input_shape[0], frames, self.embedding_dim)
 
     def output_frames(self, nframes):
-        """Valid output frames for `nframes` valid input frames: ceil(n / 2) per pool (centre inside the caption).
+        """Valid output frames for `nframes` valid input frames: floor(n / 16), as DAVEnet-pytorch's
+        `nframes // pooling_ratio`, so only frames whose whole 16-frame cell lies inside the caption count.
 
-        At least 1, so an empty caption still has a defined score.
+        (Counting every frame whose centre is inside, ceil(n / 16), gave a 0.4 s word a third frame centred on its
+        last input frame and seeing mostly padding, a third of its MISA average.) At least 1, so an empty or very
+        short caption still has a defined score.
         """
-        n = tf.cast(nframes, tf.int32)
-        for _ in range(NUM_POOLS):
-            n = (n + 1) // 2
+        n = tf.cast(nframes, tf.int32) // self.downsampling
         return tf.maximum(n, 1)
 
     @property

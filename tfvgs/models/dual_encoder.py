@@ -30,8 +30,10 @@ from tfvgs import losses as triplet_losses
 from tfvgs import similarity as sim
 from tfvgs.models.negative_source import NegativeSource
 
-# Random streams: training draws streams [0, 4), evaluation [EVAL_STREAM_BASE, EVAL_STREAM_BASE + 4).
+# Random streams: training draws streams [0, 4), evaluation [EVAL_STREAM_BASE, EVAL_STREAM_BASE + 4), the crop
+# views of training [CROP_STREAM_BASE, CROP_STREAM_BASE + 4).
 EVAL_STREAM_BASE = 1000
+CROP_STREAM_BASE = 2000
 
 
 @keras.saving.register_keras_serializable(package="tfvgs")
@@ -46,11 +48,17 @@ class DualEncoder(keras.Model):
             (masked margin softmax over all impostors, Ilharco et al. 2019; see tfvgs.losses).
         margin: triplet margin eta (paper: 1).
         seed: seed of the impostor sampling.
+        crop_weight: weight of the crop views' loss (0: none). A training batch with "crop_logmel" and
+            "crop_nframes" (random stretches of its captions alone in silence, `tfvgs.data.caption_crop`) then also
+            scores every crop against the batch's images with the same loss: short stretches must find their image
+            too, as an isolated word must in the semantic test. Crops run the audio encoder in inference mode, so
+            its BatchNorm statistics stay those of whole captions and a crop is normalised as a test word is.
         negative_source: optional `NegativeSource` of edited negative images (not serialised).
     """
 
     def __init__(self, image_encoder, audio_encoder, similarity: str = "sisa", loss: str = "semi_hard",
-                 margin: float = 1.0, seed: int = 0, negative_source: Optional[NegativeSource] = None, **kwargs):
+                 margin: float = 1.0, seed: int = 0, crop_weight: float = 0.0,
+                 negative_source: Optional[NegativeSource] = None, **kwargs):
         super().__init__(**kwargs)
         if not hasattr(audio_encoder, "output_frames"):
             raise ValueError("`audio_encoder` must have an `output_frames(nframes)` method. "
@@ -61,12 +69,16 @@ class DualEncoder(keras.Model):
         self.loss_kind = triplet_losses.check_loss_kind(loss)
         self.margin = float(margin)
         self.seed = int(seed)
+        self.crop_weight = float(crop_weight)
+        if self.crop_weight < 0:
+            raise ValueError(f"`crop_weight` must be >= 0. Received: crop_weight={crop_weight}")
         self.term_names = {"sampled": ("sampled",), "semi_hard": ("sampled", "semi_hard"),
                            "hardest": ("hardest",), "mms": ("mms",)}[self.loss_kind]
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.term_trackers = [keras.metrics.Mean(name=f"{t}_loss") for t in self.term_names]
         self.edit_valid_tracker = keras.metrics.Mean(name="edit_valid_fraction")
         self.edit_harder_tracker = keras.metrics.Mean(name="edit_harder_fraction")
+        self.crop_tracker = keras.metrics.Mean(name="crop_loss")
         self.negative_source = negative_source
 
     # --- the negative-source seam -------------------------------------------------------------------------------
@@ -149,7 +161,8 @@ class DualEncoder(keras.Model):
 
     @property
     def metrics(self):
-        return [self.loss_tracker, *self.term_trackers, self.edit_valid_tracker, self.edit_harder_tracker]
+        return [self.loss_tracker, *self.term_trackers, self.edit_valid_tracker, self.edit_harder_tracker,
+                self.crop_tracker]
 
     def training_loss(self, batch, step, tape: Optional[tf.GradientTape] = None):
         """(loss, terms, stats) of one training step on `batch`, recorded by `tape` if given.
@@ -167,7 +180,15 @@ class DualEncoder(keras.Model):
             extra = (sim.paired_similarity(negative_feats, audio_feats, audio_frames, self.similarity),
                      tf.cast(valid, tf.bool))
         terms, stats = self.loss_terms(image_feats, audio_feats, audio_frames, step, 0, extra)
-        return tf.add_n(list(terms.values())), terms, stats
+        loss = tf.add_n(list(terms.values()))
+        if self.crop_weight > 0 and "crop_logmel" in batch:
+            crop_feats = self.audio_encoder(batch["crop_logmel"], training=False)
+            crop_frames = tf.minimum(self.audio_encoder.output_frames(batch["crop_nframes"]),
+                                     tf.shape(crop_feats)[1])
+            crop_terms, _ = self.loss_terms(image_feats, crop_feats, crop_frames, step, CROP_STREAM_BASE)
+            stats["crop_loss"] = tf.add_n(list(crop_terms.values()))
+            loss = loss + self.crop_weight * stats["crop_loss"]
+        return loss, terms, stats
 
     def train_step(self, data):
         batch = _unpack(data)
@@ -196,8 +217,8 @@ class DualEncoder(keras.Model):
         for name, tracker in zip(self.term_names, self.term_trackers):
             tracker.update_state(global_sum(terms[name]))
             logs[tracker.name] = tracker.result()
-        if stats:
-            for tracker in (self.edit_valid_tracker, self.edit_harder_tracker):
+        for tracker in (self.edit_valid_tracker, self.edit_harder_tracker, self.crop_tracker):
+            if tracker.name in stats:
                 tracker.update_state(global_sum(stats[tracker.name]))
                 logs[tracker.name] = tracker.result()
         return logs
@@ -214,6 +235,7 @@ class DualEncoder(keras.Model):
             "loss": self.loss_kind,
             "margin": self.margin,
             "seed": self.seed,
+            "crop_weight": self.crop_weight,
         }
 
     @classmethod

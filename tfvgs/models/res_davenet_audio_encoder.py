@@ -107,11 +107,8 @@ class ResDavenetAudioEncoder(keras.layers.Layer):
         return (input_shape[0], frames, self.embedding_dim)
 
     def output_frames(self, nframes):
-        """Valid output frames for `nframes` valid input frames: ceil(n / 2) per stage, at least 1."""
-        n = tf.cast(nframes, tf.int32)
-        for _ in range(NUM_STAGES):
-            n = (n + 1) // 2
-        return tf.maximum(n, 1)
+        """Valid output frames for `nframes` valid input frames: floor(n / 16) as DAVEnet's, at least 1."""
+        return tf.maximum(tf.cast(nframes, tf.int32) // self.downsampling, 1)
 
     @property
     def downsampling(self) -> int:

@@ -20,7 +20,8 @@ def build_dual_encoder(config, loss: Optional[str] = None) -> DualEncoder:
     model = DualEncoder(
         build_image_encoder(m.image_encoder, embedding_dim=m.embedding_dim, width_multiplier=m.image_width),
         build_audio_encoder(m.audio_encoder, embedding_dim=m.embedding_dim, width_multiplier=m.audio_width),
-        similarity=m.train_similarity, loss=loss or m.loss, margin=m.margin, seed=config.seed)
+        similarity=m.train_similarity, loss=loss or m.loss, margin=m.margin, seed=config.seed,
+        crop_weight=config.train.crop_weight)
     model.compile(optimizer=training.build_optimizer(config.train))
     size = config.world.image_size
     model({"image": tf.zeros([1, size, size, 3]),
@@ -37,7 +38,9 @@ class DavenetStage(Stage):
     def build_train_dataset(self, skip_batches: int) -> tf.data.Dataset:
         batch = self.config.train.batch_size
         return data.pairs_dataset(self.data_dir, "train", self.config, batch, training=True, repeat=True,
-                                  seed=self.config.seed, skip_examples=skip_batches * batch)
+                                  seed=self.config.seed, skip_examples=skip_batches * batch,
+                                  bucket_frames=self.config.data.bucket_frames,
+                                  crop_frames=self.config.train.crop_frames if self.config.train.crop_weight else None)
 
     def build_val_dataset(self):
         batch = self.config.train.batch_size
