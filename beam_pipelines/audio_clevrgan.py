@@ -198,7 +198,7 @@ def run(argv: Optional[Sequence[str]] = None) -> dict:
     parser.add_argument("--workdir", required=True, help="where the gan and segmenter stages trained")
     parser.add_argument("--output_dir", required=True, help="where pair TFRecords, rejected.jsonl, summary.json go")
     parser.add_argument("--num_samples", type=int, default=None, help="GAN images to draw (default: "
-                                                                      "config.data.num_scenes)")
+                        "config.data.gan_samples, or data.num_scenes when that is 0)")
     parser.add_argument("--captions_per_image", type=int, default=1)
     parser.add_argument("--style", default="synthetic", choices=("synthetic", "natural"))
     parser.add_argument("--batch_size", type=int, default=32, help="images drawn and described at once")
@@ -208,7 +208,8 @@ def run(argv: Optional[Sequence[str]] = None) -> dict:
     config_lib.add_config_flags(parser)
     args, options = common.parse_pipeline_args(parser, argv)
     config = config_lib.config_from_args(args)
-    num_samples = config.data.num_scenes if args.num_samples is None else args.num_samples
+    num_samples = (config.data.gan_samples or config.data.num_scenes) if args.num_samples is None \
+        else args.num_samples
     for flag, value in (("--num_samples", num_samples), ("--captions_per_image", args.captions_per_image),
                         ("--batch_size", args.batch_size), ("--tts_workers", args.tts_workers)):
         if value <= 0:

@@ -180,9 +180,13 @@ def test_rejections_carry_the_segmenters_reason_and_latent_seed(mixed_run):
 
 
 def test_default_confidence_rejects_every_undescribable_sample(workdir, tmp_path):
-    """At the presets' min_confidence 0.6 the untrained segmenter describes nothing: all dead-lettered, none lost."""
+    """At the demo/cpu/paper presets' min_confidence 0.6 the untrained segmenter describes nothing: all
+    dead-lettered, none lost."""
+    from tfvgs.config import get_config
+    assert {get_config(name).segmenter.min_confidence for name in ("demo", "cpu", "paper")} == {0.6}
     out = str(tmp_path / "pairs")
-    summary = audio_clevrgan.run(["--workdir", workdir, "--output_dir", out, "--num_samples", "3", *FLAGS])
+    summary = audio_clevrgan.run(["--workdir", workdir, "--output_dir", out, "--num_samples", "3", *FLAGS,
+                                  "--set", "segmenter.min_confidence=0.6"])
     assert (summary["read"], summary["written"], summary["rejected"]) == (3, 0, 3)
     rejected = common.read_jsonl(os.path.join(out, "rejected.jsonl"))
     assert sorted(index_of(r["id"]) for r in rejected) == [0, 1, 2]

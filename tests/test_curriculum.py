@@ -8,7 +8,6 @@ import os
 import numpy as np
 import pytest
 
-from tests.conftest import TINY_DEMO_OVERRIDES
 from tfvgs import curriculum, train
 
 EDIT_STAGES = ("random_edits", "hn_random_edits", "targeted_edits", "hn_targeted_edits")
@@ -76,13 +75,20 @@ def test_demo_writes_its_report_pictures_and_savedmodels(everything):
                     "eval/results.png"):
         assert f"]({picture})" in report, picture
     assert "tensorboard --logdir" in console and "demo_report.md" in console
+    # every evaluated figure is placed above or at chance, with its interval (the tiny run's are at chance)
+    shows = report.split("## What this run shows", 1)[1].split("\n## ", 1)[0]
+    with open(os.path.join(workdir, "eval", "report.json")) as f:
+        evaluated = json.load(f)
+    figures = sum(1 for table in ("table1", "table2", "transfer") for row in evaluated[table] if row.get("vs_chance"))
+    assert figures >= 9 and shows.count("95% interval") == figures
+    assert shows.count("above chance (p=") + shows.count("at chance (p=") == figures
 
 
 def test_stage_all_rerun_skips_what_is_done(everything):
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         train.main(["--stage", "all", "--config", "tiny", "--data_dir", everything["scenes"], "--workdir",
-                    everything["workdir"], *TINY_DEMO_OVERRIDES])
+                    everything["workdir"]])
     console = out.getvalue()
     assert console.count("done already, skipped") == 15
 

@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from tfvgs import significance
 from tfvgs.plotting import pyplot, save_figure
 
 # The curriculum in report order, with the row names of paper 000 Tables 1-2 (exact_edits has no row there: it is
@@ -158,6 +159,14 @@ def _recall_row(metrics: Optional[Mapping]) -> Optional[Dict[str, Any]]:
     return {d: dict(r[d]) for d in ("mean", "audio_to_image", "image_to_audio")}
 
 
+def _semantic_vs_chance(row: Optional[Mapping]) -> Optional[Dict[str, Any]]:
+    """The mean accuracy against 50%, over every image pair of the four families."""
+    if not row or row.get("mean") is None:
+        return None
+    trials = sum(int(v) for v in (row.get("n") or {}).values())
+    return significance.above_chance(row["mean"], trials, 0.5) if trials else None
+
+
 def build_report(stage_metrics: Mapping[str, Optional[Mapping]], *, caption_style: str,
                  caption_style_source: str = "", settings: Optional[Mapping] = None,
                  statuses: Optional[Mapping[str, str]] = None, artifacts: Optional[Mapping] = None,
@@ -183,16 +192,24 @@ def build_report(stage_metrics: Mapping[str, Optional[Mapping]], *, caption_styl
         if not trained:
             report["not_trained"].append(stage)
         common = {"stage": stage, "row": row, "trained": trained}
-        report["table1"].append({**common, "ours": _semantic_row(metrics),
+        semantic = _semantic_row(metrics)
+        report["table1"].append({**common, "ours": semantic,
+                                 "vs_chance": _semantic_vs_chance(semantic),
                                  "paper": {d: paper_table1(stage, d) for d in datasets}})
         report["table2"].append({**common, "ours": _recall_row(metrics),
                                  "n_pairs": metrics["n_pairs"] if trained else None,
                                  "chance": dict(metrics["recall"]["chance"]) if trained else None,
+                                 "vs_chance": significance.above_chance(
+                                     metrics["recall"]["mean"]["10"], metrics["n_pairs"],
+                                     metrics["recall"]["chance"]["10"]) if trained else None,
                                  "paper": {d: paper_table2(stage, d) for d in datasets}})
         transfer = (metrics or {}).get("transfer_accuracy")
         report["transfer"].append({**common, "ours": None if transfer is None else {
             "accuracy": transfer["accuracy"], "n": transfer["n"],
-            "by_attribute": transfer.get("by_attribute", {})}, "paper": _fraction(PAPER_TRANSFER.get(stage))})
+            "by_attribute": transfer.get("by_attribute", {})},
+            "vs_chance": None if transfer is None else significance.above_chance(
+                transfer["accuracy"], transfer["n"], 0.5),
+            "paper": _fraction(PAPER_TRANSFER.get(stage))})
     edit_success = artifacts.get("edit_success", {})
     for stage in stage_metrics:
         if stage in EDIT_STAGES or stage in edit_success:
@@ -267,49 +284,51 @@ def format_markdown(report: Mapping[str, Any]) -> str:
     lines += ["", "## Table 1: semantic accuracy (isolated spoken attribute words; chance 50)", ""]
     if not any(r["ours"] for r in report["table1"]):
         lines += ["Not measured: pass `--semantic_dir` (the output of `beam_pipelines.semantic_test_set`).", ""]
-    lines += ["| method | source | shape | material | color | size | mean | pairs |",
-              "|---|---|---|---|---|---|---|---|"]
+    lines += ["| method | source | shape | material | color | size | mean | pairs | mean vs chance |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for r in report["table1"]:
         ours = r["ours"]
         if ours is not None:
-            cells = [_pct(ours.get(c)) for c in TABLE1_COLUMNS] + [str(sum(ours.get("n", {}).values()))]
+            cells = [_pct(ours.get(c)) for c in TABLE1_COLUMNS] + [str(sum(ours.get("n", {}).values())),
+                                                                    significance.verdict(r.get("vs_chance"))]
         else:
-            cells = [NOT_TRAINED if not r["trained"] else "not measured"] + [""] * 5
+            cells = [NOT_TRAINED if not r["trained"] else "not measured"] + [""] * 6
         lines.append(f"| {r['row']} | ours | " + " | ".join(cells) + " |")
         for d in datasets:
             paper = r["paper"][d]
             cells = [_pct(paper[c]) for c in TABLE1_COLUMNS] if paper else ["no row"] + [""] * 4
-            lines.append(f"| | {paper_names[d]} | " + " | ".join(cells) + " | |")
+            lines.append(f"| | {paper_names[d]} | " + " | ".join(cells) + " | | |")
 
     lines += ["", "## Table 2: retrieval recall (mean of both directions)", "",
               "| method | source | R@1 | R@5 | R@10 | caption→image R@1/5/10 | image→caption R@1/5/10 | pairs | "
-              "chance R@1/5/10 |", "|---|---|---|---|---|---|---|---|---|"]
+              "chance R@1/5/10 | R@10 vs chance |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in report["table2"]:
         ours = r["ours"]
         if ours is not None:
             cells = [_pct(ours["mean"][k]) for k in RECALL_KS]
             cells += ["/".join(_pct(ours[d][k]) for k in RECALL_KS) for d in ("audio_to_image", "image_to_audio")]
-            cells += [str(r["n_pairs"]), "/".join(_pct(r["chance"][k]) for k in RECALL_KS)]
+            cells += [str(r["n_pairs"]), "/".join(_pct(r["chance"][k]) for k in RECALL_KS),
+                      significance.verdict(r.get("vs_chance"))]
         else:
-            cells = [NOT_TRAINED] + [""] * 6
+            cells = [NOT_TRAINED] + [""] * 7
         lines.append(f"| {r['row']} | ours | " + " | ".join(cells) + " |")
         for d in datasets:
             paper = r["paper"][d]
             cells = [_pct(paper[k]) for k in RECALL_KS] if paper else ["no row", "", ""]
             lines.append(f"| | {paper_names[d]} | " + " | ".join(cells) + " | | | " +
-                         ("500" if paper else "") + " | |")
+                         ("500" if paper else "") + " | | |")
 
     lines += ["", "## Transfer to renderer images (sec. 6.5; original vs one-attribute renderer edit, chance 50)", "",
               "Paper: 54 DaveNet trained on CLEVR renderings, 59 a model trained with GAN edits (which one is not "
               "said), 89 with renderer edits (the upper bound, our `exact_edits`).", "",
-              "| method | ours | scenes | by attribute | paper |", "|---|---|---|---|---|"]
+              "| method | ours | scenes | by attribute | vs chance | paper |", "|---|---|---|---|---|---|"]
     for r in report["transfer"]:
         ours = r["ours"]
         if ours is not None:
             by = ", ".join(f"{a} {_pct(v['accuracy'])}" for a, v in ours.get("by_attribute", {}).items())
-            cells = [_pct(ours["accuracy"]), str(ours["n"]), by]
+            cells = [_pct(ours["accuracy"]), str(ours["n"]), by, significance.verdict(r.get("vs_chance"))]
         else:
-            cells = [NOT_TRAINED if not r["trained"] else "not measured", "", ""]
+            cells = [NOT_TRAINED if not r["trained"] else "not measured", "", "", ""]
         lines.append(f"| {r['row']} | " + " | ".join(cells) + f" | {_pct(r['paper'])} |")
 
     lines += ["", "## Edit success (sec. 6.4: the segmenter's description changes in the edited attribute only)", "",
