@@ -43,10 +43,6 @@ RELATIONS = ("left", "right", "front", "behind")
 _EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(x, -60.0, 60.0)))
-
-
 def _softmax(x: np.ndarray) -> np.ndarray:
     x = x - x.max(axis=-1, keepdims=True)
     e = np.exp(x)

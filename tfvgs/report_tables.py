@@ -32,8 +32,6 @@ ROW_NAMES: Dict[str, str] = dict(CURRICULUM)
 EDIT_STAGES = ("random_edits", "targeted_edits", "hn_random_edits", "hn_targeted_edits", "exact_edits")
 
 CAPTION_STYLES = ("synthetic", "natural")
-# Paper 000's "human" captions are what our natural style imitates; its "synthetic" ones are our synthetic style.
-PAPER_DATASETS = {"synthetic": "synthetic", "natural": "human"}
 
 TABLE1_COLUMNS = ("shape", "material", "color", "size", "mean")    # paper 000 Table 1's column order
 RECALL_KS = ("1", "5", "10")

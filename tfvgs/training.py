@@ -13,7 +13,6 @@ import os
 from typing import Callable, Dict, List, Optional
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from tfvgs import data
@@ -161,6 +160,3 @@ def fit_resumable(model: keras.Model, make_train_dataset: Callable[[int], tf.dat
             f"is kept: {manager.latest_checkpoint}. Lower train.learning_rate or check the data.")
     return {k: float(v[-1]) for k, v in history.history.items() if v}
 
-
-def to_numpy_logs(logs: Dict) -> Dict[str, float]:
-    return {k: float(np.asarray(v)) for k, v in (logs or {}).items()}

@@ -83,16 +83,6 @@ class GrowthSchedule:
             return 0
         return (steps - 1) * (self.training_images + self.transition_images) + self.training_images
 
-    def level_start(self, level: int) -> int:
-        """Images shown when the networks first run at `level` (its fade-in start, 0 for the base level)."""
-        return self.transition_start(level)
-
-    def level_end(self, level: int) -> Optional[int]:
-        """Images shown when training moves on to `level + 1`; None for the last level (it never ends)."""
-        if int(level) >= self.max_level:
-            return None
-        return self.transition_start(int(level) + 1)
-
     def alpha(self, images_shown: int, level: int) -> float:
         """Fade-in weight of `level`'s new block: a clipped linear ramp over its transition (1 for the base level).
 

@@ -22,8 +22,6 @@ from tfvgs.describe import evaluate_segmenter
 from tfvgs.models.attribute_segmenter import AttributeSegmenter, segmentation_targets
 from tfvgs.stages.stage import Stage
 
-DEFAULT_DEPTH = 3
-
 
 def build_segmenter(config) -> AttributeSegmenter:
     """The configured segmenter, compiled (Adam) and built, optimizer slots included, so checkpoints restore."""

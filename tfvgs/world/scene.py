@@ -49,7 +49,6 @@ CANONICAL_LIGHTS: List[Dict[str, Any]] = [
 
 DEFAULT_IMAGE_SIZE = 128          # pixel_coords size for scenes that do not say (the paper's image size)
 RELATION_EPS = 0.2                # CLEVR's `compute_all_relationships` eps
-OBJECT_FIELDS = ("shape", "color", "material", "size", "3d_coords")
 RELATIONS = ("behind", "front", "left", "right")
 
 
