@@ -19,7 +19,6 @@ the latent seed to look at it again). The run prints read / written / rejected a
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 from typing import Iterable, List, Optional, Sequence
@@ -30,7 +29,7 @@ import numpy as np
 from beam_pipelines import common
 from beam_pipelines.render_scenes import split_for_index
 from beam_pipelines.spoken_captions import speak_and_write, voice_split
-from tfvgs import config as config_lib
+from tfvgs import cli, config as config_lib
 from tfvgs.data import SPLITS
 from tfvgs.seeding import stable_seed
 
@@ -194,7 +193,7 @@ def build_pipeline(p: beam.Pipeline, config: config_lib.Config, workdir: str, ou
 
 
 def run(argv: Optional[Sequence[str]] = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = cli.command_parser("beam_pipelines.audio_clevrgan", __doc__)
     parser.add_argument("--workdir", required=True, help="where the gan and segmenter stages trained")
     parser.add_argument("--output_dir", required=True, help="where pair TFRecords, rejected.jsonl, summary.json go")
     parser.add_argument("--num_samples", type=int, default=None, help="GAN images to draw (default: "
@@ -205,9 +204,9 @@ def run(argv: Optional[Sequence[str]] = None) -> dict:
     parser.add_argument("--tts_workers", type=int, default=2, help="espeak-ng processes at once per Beam worker")
     parser.add_argument("--allow_partial_gan", action="store_true",
                         help="draw with a generator that stopped before full resolution (debugging only)")
-    config_lib.add_config_flags(parser)
+    config_lib.add_config_flags(parser, workdir_flag="--workdir")
     args, options = common.parse_pipeline_args(parser, argv)
-    config = config_lib.config_from_args(args)
+    config = config_lib.config_from_args(args, workdir=args.workdir)
     num_samples = (config.data.gan_samples or config.data.num_scenes) if args.num_samples is None \
         else args.num_samples
     for flag, value in (("--num_samples", num_samples), ("--captions_per_image", args.captions_per_image),

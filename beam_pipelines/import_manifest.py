@@ -14,7 +14,6 @@ printing read / written / rejected, which must add up.
 """
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import os
@@ -24,7 +23,7 @@ from typing import Any, Dict, Iterable, Optional, Sequence, Tuple
 import apache_beam as beam
 
 from beam_pipelines import common
-from tfvgs import config as config_lib
+from tfvgs import cli, config as config_lib
 from tfvgs.data import SPLITS
 
 
@@ -151,7 +150,7 @@ def build_pipeline(p: beam.Pipeline, config: config_lib.Config, manifest: Dict[s
 
 
 def run(argv: Optional[Sequence[str]] = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = cli.command_parser("beam_pipelines.import_manifest", __doc__)
     parser.add_argument("--manifest", required=True, help="DAVEnet Places-layout JSON manifest")
     parser.add_argument("--output_dir", required=True)
     parser.add_argument("--split", default="train", choices=SPLITS, help="split the imported pairs belong to")

@@ -8,14 +8,13 @@ the same flags writes the same records. Scenes are split contiguously by index: 
 """
 from __future__ import annotations
 
-import argparse
 import os
 from typing import Iterable, List, Optional, Sequence
 
 import apache_beam as beam
 
 from beam_pipelines import common
-from tfvgs import config as config_lib
+from tfvgs import cli, config as config_lib
 from tfvgs.data import SPLITS
 from tfvgs.seeding import stable_seed
 
@@ -88,7 +87,7 @@ def build_pipeline(p: beam.Pipeline, config: config_lib.Config, output_dir: str,
 
 
 def run(argv: Optional[Sequence[str]] = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = cli.command_parser("beam_pipelines.render_scenes", __doc__)
     parser.add_argument("--output_dir", required=True, help="where TFRecords and scenes_<split>.json go")
     parser.add_argument("--num_scenes", type=int, default=None, help="default: config.data.num_scenes")
     config_lib.add_config_flags(parser)

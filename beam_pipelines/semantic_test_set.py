@@ -34,7 +34,6 @@ same voices for every value.
 """
 from __future__ import annotations
 
-import argparse
 import math
 import os
 from typing import Dict, Iterable, List, Optional, Sequence
@@ -44,7 +43,7 @@ import numpy as np
 
 from beam_pipelines import audio_clevrgan, common
 from beam_pipelines.spoken_captions import SpeakFn
-from tfvgs import config as config_lib
+from tfvgs import cli, config as config_lib
 from tfvgs.seeding import stable_seed
 
 KINDS = ("words", "pairs")            # = tfvgs.semantic_eval.WORDS, PAIRS (file prefixes)
@@ -316,7 +315,7 @@ def build_pipeline(p: beam.Pipeline, config: config_lib.Config, output_dir: str,
 
 
 def run(argv: Optional[Sequence[str]] = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = cli.command_parser("beam_pipelines.semantic_test_set", __doc__)
     parser.add_argument("--output_dir", required=True)
     parser.add_argument("--pairs_per_value", type=int, default=None,
                         help="pairs for every value (default: --pairs_per_family split evenly over a family's values)")

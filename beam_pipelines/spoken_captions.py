@@ -9,7 +9,6 @@ subprocess, so threads overlap on both cores).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +18,7 @@ import apache_beam as beam
 import numpy as np
 
 from beam_pipelines import common
-from tfvgs import config as config_lib
+from tfvgs import cli, config as config_lib
 from tfvgs.data import SPLITS, shard_pattern
 from tfvgs.seeding import stable_seed
 
@@ -191,7 +190,7 @@ def build_pipeline(p: beam.Pipeline, config: config_lib.Config, scenes_dir: str,
 
 
 def run(argv: Optional[Sequence[str]] = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = cli.command_parser("beam_pipelines.spoken_captions", __doc__)
     parser.add_argument("--scenes_dir", required=True, help="output_dir of render_scenes")
     parser.add_argument("--output_dir", required=True)
     parser.add_argument("--captions_per_image", type=int, default=1)

@@ -11,7 +11,6 @@ the renderer-edit training set of the paper's 89% upper-bound model). Records (<
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 from typing import Iterable, Optional, Sequence
@@ -22,7 +21,7 @@ import numpy as np
 from beam_pipelines import common
 from beam_pipelines.spoken_captions import SpeakFn
 from beam_pipelines.spoken_captions import voice_split
-from tfvgs import config as config_lib
+from tfvgs import cli, config as config_lib
 from tfvgs.seeding import stable_seed
 
 SPLITS = ("test", "train")
@@ -93,7 +92,7 @@ def build_pipeline(p: beam.Pipeline, config: config_lib.Config, output_dir: str,
 
 
 def run(argv: Optional[Sequence[str]] = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = cli.command_parser("beam_pipelines.transfer_test_set", __doc__)
     parser.add_argument("--output_dir", required=True)
     parser.add_argument("--num_scenes", type=int, default=None,
                         help="default: the preset's data.transfer_scenes (test) or data.renderer_edit_scenes (train)")

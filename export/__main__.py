@@ -8,16 +8,15 @@ E/models.config, then prints the docker command that serves them. See export/REA
 """
 from __future__ import annotations
 
-import argparse
 import os
 from typing import Optional, Sequence
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from tfvgs import config as config_lib
+    from tfvgs import cli, config as config_lib
     from export import exporter, serving_config
-    parser = argparse.ArgumentParser(prog="python -m export", description=__doc__.splitlines()[0])
+    parser = cli.command_parser("export", __doc__)
     parser.add_argument("--workdir", required=True, help="the training workdir")
     parser.add_argument("--output_dir", required=True, help="the TF Serving model root to write into")
     parser.add_argument("--stage", default=None,
@@ -37,10 +36,10 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     parser.add_argument("--no_generator", action="store_true", help="do not export the GAN generator")
     parser.add_argument("--allow_partial_generator", action="store_true",
                         help="export a generator that stopped before its final resolution (debugging)")
-    config_lib.add_config_flags(parser)
+    config_lib.add_config_flags(parser, workdir_flag="--workdir")
     args = parser.parse_args(argv)
     return exporter.export_all(
-        args.workdir, args.output_dir, stage=args.stage, fallback_config=config_lib.config_from_args(args),
+        args.workdir, args.output_dir, stage=args.stage, fallback_config=config_lib.config_from_args(args, workdir=args.workdir),
         index_data_dir=args.index_data_dir, index_split=args.index_split, index_limit=args.index_limit,
         similarity=args.similarity, top_k=args.top_k, version=args.version, base_path=args.serving_base_path,
         export_generator=not args.no_generator, allow_partial_generator=args.allow_partial_generator)

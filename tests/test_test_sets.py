@@ -247,3 +247,13 @@ def test_evaluate_adds_semantic_and_transfer_accuracy(tiny_sets, tiny_world, tmp
     assert metrics["transfer_accuracy"]["n"] == summary(tiny_sets["transfer"])["written"]
     report = open(os.path.join(workdir, "eval", "davenet", "report.md")).read()
     assert "Semantic accuracy" in report and "Transfer accuracy" in report
+    # a later evaluation of the same model without the test sets would drop those results: refused before any
+    # work, the file untouched; --force overwrites
+    metrics_path = os.path.join(workdir, "eval", "davenet", "metrics.json")
+    before = open(metrics_path).read()
+    with pytest.raises(ValueError, match=r"metrics.json holds semantic_accuracy \(--semantic_dir .*transfer_accuracy "
+                                         r".*Pass --semantic_dir .* --force to overwrite"):
+        evaluate.main(["--workdir", workdir, "--data_dir", tiny_world["pairs"], "--num_pairs", "4"])
+    assert open(metrics_path).read() == before
+    forced = evaluate.main(["--workdir", workdir, "--data_dir", tiny_world["pairs"], "--num_pairs", "4", "--force"])
+    assert "semantic_accuracy" not in forced and "semantic_accuracy" not in json.load(open(metrics_path))

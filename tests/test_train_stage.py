@@ -36,13 +36,18 @@ def test_davenet_stage_trains_saves_and_evaluates(tiny_world, tmp_path):
     saved = json.load(open(os.path.join(workdir, "davenet", "config.json")))
     assert saved["name"] == "tiny"
     assert tf.train.latest_checkpoint(os.path.join(workdir, "davenet", "checkpoints")).endswith("-12")
-    tags = set()
+    tags, plugins = set(), {}
     for event_file in tf.io.gfile.glob(os.path.join(workdir, "davenet", "tensorboard", "events.*")):
         for event in tf.compat.v1.train.summary_iterator(event_file):
             tags.update(v.tag for v in event.summary.value)
+            plugins.update({v.tag: v.metadata.plugin_data.plugin_name for v in event.summary.value
+                            if v.metadata.plugin_data.plugin_name})
     for tag in ("train/loss", "train/learning_rate", "val/recall/mean@10", "val/recall_sisa/mean@10",
-                "matchmap_overlay", "captions"):
+                "matchmap_overlay", "caption_text", "caption_audio"):
         assert any(t.startswith(tag) for t in tags), (tag, sorted(tags))
+    # text and audio under tags of their own: TensorBoard shows one plugin's data per tag
+    assert {t: p for t, p in plugins.items() if t.startswith("caption")} == {
+        "caption_text": "text", "caption_audio": "audio"}, plugins
     metrics = evaluate.main(["--workdir", workdir, "--data_dir", tiny_world["pairs"], "--stage", "davenet",
                              "--split", "train", "--num_pairs", "16"])
     written = json.load(open(os.path.join(workdir, "eval", "davenet", "metrics.json")))

@@ -18,14 +18,13 @@ Writes `<workdir>/segmenter/caption_faithfulness.json` (or `--out`).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 
-from tfvgs import config as config_lib
+from tfvgs import cli, config as config_lib
 
 FAMILIES = ("shape", "color", "material", "size")
 
@@ -91,7 +90,7 @@ def faithfulness(segmenter, dataset, config: config_lib.Config, style: str = "sy
 
 def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = cli.command_parser("tfvgs.caption_faithfulness", __doc__)
     parser.add_argument("--workdir", required=True, help="workdir with segmenter/model.keras")
     parser.add_argument("--data_dir", required=True, help="rendered scene TFRecords (beam_pipelines.render_scenes)")
     parser.add_argument("--split", default="test")

@@ -347,7 +347,8 @@ def apply_overrides(config: Config, overrides: Sequence[str]) -> Config:
         parts = key.strip().split(".")
         for part in parts[:-1]:
             if not isinstance(node.get(part), dict):
-                raise ValueError(f"Unknown config section {part!r} in override {item!r}")
+                known = sorted(k for k, v in node.items() if isinstance(v, dict))
+                raise ValueError(f"Unknown config section {part!r} in override {item!r}. Known: {known}")
             node = node[part]
         if parts[-1] not in node:
             raise ValueError(f"Unknown config field {key!r} in override {item!r}. Known: {sorted(node)}")
@@ -355,13 +356,64 @@ def apply_overrides(config: Config, overrides: Sequence[str]) -> Config:
     return Config.from_dict(values)
 
 
-def add_config_flags(parser) -> None:
-    """Adds --config and --set to an argparse parser; resolve with `config_from_args(args)`."""
-    parser.add_argument("--config", default="tiny", choices=sorted(PRESETS),
-                        help="config preset (default: tiny)")
+def add_config_flags(parser, default: str = "tiny", workdir_flag: Optional[str] = None) -> None:
+    """Adds --config and --set to an argparse parser; resolve with `config_from_args(args)`.
+
+    With `workdir_flag` (the command's workdir option, e.g. "--workdir"), a command run on a workdir takes the
+    config its stages saved there when --config is not given (`config_from_args(args, workdir=...)`), so a
+    follow-up command on a run cannot silently use another preset.
+    """
+    where = f"the config saved in {workdir_flag}, else {default}" if workdir_flag else default
+    parser.add_argument("--config", default=None, choices=sorted(PRESETS), help=f"config preset (default: {where})")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.FIELD=VALUE",
                         help="override one config field, e.g. --set world.image_size=64 (repeatable)")
+    parser.set_defaults(default_config=default)
+    if workdir_flag:
+        parser.add_argument("--other_config", action="store_true",
+                            help=f"use --config although {workdir_flag} was made with another preset")
 
 
-def config_from_args(args) -> Config:
+def saved_workdir_config(workdir: str) -> Optional[Tuple[Config, str]]:
+    """(config, path) of the newest <workdir>/<step>/config.json, or None when no step has saved one.
+
+    Every step of one run saves the same config, so any of them names the run's preset and overrides.
+    """
+    import glob
+    import os
+    paths = sorted(glob.glob(os.path.join(workdir, "*", "config.json")), key=os.path.getmtime)
+    if not paths:
+        return None
+    return Config.load(paths[-1]), paths[-1]
+
+
+def config_from_args(args, workdir: Optional[str] = None) -> Config:
+    """The config a command runs with: --config's preset, else the one saved in `workdir`, else the command's
+    default preset; --set overrides apply on top. A --config that differs from the workdir's saved preset is an
+    error (before anything is written) unless --other_config is given."""
+    saved = saved_workdir_config(workdir) if workdir else None
+    if args.config is None:
+        base = saved[0] if saved else get_config(getattr(args, "default_config", "tiny"))
+        return apply_overrides(base, args.overrides)
+    if saved and saved[0].name != args.config and not getattr(args, "other_config", False):
+        raise ValueError(f"{workdir} was made with config {saved[0].name!r} ({saved[1]}), so --config "
+                         f"{args.config} would mix two presets in one run. Drop --config to use the workdir's, use "
+                         f"another workdir, or pass --other_config. Received: --config {args.config}")
     return get_config(args.config, args.overrides)
+
+
+def config_to_flags(config: Config) -> List[str]:
+    """`config` as --config/--set flags, so a command run with them sees exactly this config.
+
+    The flags are the differences from a preset: the config's own when its name is one, else `paper` (the
+    defaults), with `name` among them, so a renamed config (`--set name=mine`) is carried unchanged.
+    """
+    base = config.name if config.name in PRESETS else "paper"
+    flags = ["--config", base]
+    preset = get_config(base).to_dict()
+    for section, values in config.to_dict().items():
+        if isinstance(values, dict):
+            flags += [f for key, value in values.items() if preset[section][key] != value
+                      for f in ("--set", f"{section}.{key}={json.dumps(value)}")]
+        elif preset[section] != values:       # top-level fields such as the seed and the name
+            flags += ["--set", f"{section}={json.dumps(values)}"]
+    return flags

@@ -17,14 +17,13 @@ resume from their checkpoints; a pipeline whose summary.json is missing runs aga
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 from typing import Callable, List, Tuple
 
 import tensorflow as tf
 
-from tfvgs.config import PRESETS, Config, get_config
+from tfvgs.config import Config, config_to_flags
 
 # (stage, data: "scenes" | "pairs" | "renderer_edits"), in curriculum order
 STAGES: Tuple[Tuple[str, str], ...] = (
@@ -47,21 +46,8 @@ class Curriculum:
         return self.scenes_dir if name == "scenes" else os.path.join(self.workdir, "data", name)
 
     def config_flags(self) -> List[str]:
-        """The resolved config as --set flags, so pipelines see exactly this run's config.
-
-        The flags are the differences from a preset: the config's own when its name is one, else `paper` (the
-        defaults), with `name` among them, so a renamed config (`--set name=mine`) reaches the pipelines unchanged.
-        """
-        base = self.config.name if self.config.name in PRESETS else "paper"
-        flags = ["--config", base]
-        preset = get_config(base).to_dict()
-        for section, values in self.config.to_dict().items():
-            if isinstance(values, dict):
-                flags += [f for key, value in values.items() if preset[section][key] != value
-                          for f in ("--set", f"{section}.{key}={json.dumps(value)}")]
-            elif preset[section] != values:       # top-level fields such as the seed and the name
-                flags += ["--set", f"{section}={json.dumps(values)}"]
-        return flags
+        """The resolved config as --config/--set flags, so pipelines see exactly this run's config."""
+        return config_to_flags(self.config)
 
     # --- steps -----------------------------------------------------------------------------------------------
     def _stage_step(self, name: str, data: str):

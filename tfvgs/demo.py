@@ -13,13 +13,12 @@ pipeline works. `--config cpu` is the reproduction (hours). Re-running resumes: 
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import time
 from typing import List, Optional, Sequence
 
-from tfvgs import config as config_lib
+from tfvgs import cli, config as config_lib
 
 
 def _step(title: str):
@@ -120,19 +119,18 @@ def write_report(workdir: str, serving: dict, minutes: float) -> str:
 
 
 def run(argv: Optional[Sequence[str]] = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = cli.command_parser("tfvgs.demo", __doc__)
     parser.add_argument("--workdir", default="runs/demo")
     parser.add_argument("--num_scenes", type=int, default=None,
                         help="rendered scenes for the GAN and segmenter (default: the preset's data.num_scenes)")
-    config_lib.add_config_flags(parser)
-    parser.set_defaults(config="demo")
+    config_lib.add_config_flags(parser, default="demo", workdir_flag="--workdir")
     args = parser.parse_args(argv)
-    config = config_lib.config_from_args(args)
+    config = config_lib.config_from_args(args, workdir=args.workdir)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     start = time.perf_counter()
     workdir = os.path.abspath(args.workdir)
     os.makedirs(workdir, exist_ok=True)
-    config_flags = ["--config", args.config] + [x for o in args.overrides for x in ("--set", o)]
+    config_flags = config_lib.config_to_flags(config)
     scenes_dir = os.path.join(workdir, "data", "scenes")
     num_scenes = args.num_scenes or config.data.num_scenes
     summary = {"workdir": workdir, "config": config.name}

@@ -17,13 +17,12 @@ pictures the stages wrote. Stages without a model are listed as "not trained".
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import time
 from typing import Any, Dict, Optional, Sequence, Tuple
 
-from tfvgs import config as config_lib
+from tfvgs import cli, config as config_lib
 from tfvgs import report_tables
 
 PAPER_TABLE2_SYNTHETIC = {report_tables.ROW_NAMES[s]: v for s, v in report_tables.PAPER_TABLE2["synthetic"].items()}
@@ -129,17 +128,29 @@ def write_report(path: str, stage: str, metrics: dict) -> None:
 def evaluate_stage(workdir: str, stage: str, data_dir: str, *, split: str = "test", num_pairs: Optional[int] = None,
                    similarity: Optional[str] = None, semantic_dir: Optional[str] = None,
                    transfer_dir: Optional[str] = None, config: Optional[config_lib.Config] = None,
-                   overrides: Sequence[str] = (), from_checkpoint: bool = False) -> Dict[str, Any]:
+                   overrides: Sequence[str] = (), from_checkpoint: bool = False,
+                   force: bool = False) -> Dict[str, Any]:
     """Evaluates one stage's model and writes W/eval/<stage>/metrics.json and report.md; returns the metrics.
 
     The stage's saved config.json is used when it exists, else `config`; `overrides` ("section.field=value") apply
     on top. `num_pairs` and `similarity` default to the config's train.eval_pairs and model.eval_similarity.
+    A metrics.json of the same model with semantic or transfer results this evaluation would not compute is not
+    overwritten (ValueError before any work) unless `force`: eval/report.md is built from those files.
     """
     from tfvgs import data, retrieval
     config, num_pairs, kind = _resolve(workdir, stage, config, overrides, num_pairs, similarity)
     settings = eval_settings(data_dir, split=split, num_pairs=num_pairs, similarity=kind, semantic_dir=semantic_dir,
                              transfer_dir=transfer_dir, from_checkpoint=from_checkpoint)
     fingerprint = model_fingerprint(workdir, stage)    # before loading: a model saved meanwhile counts as new
+    dropped = [] if force else results_it_would_drop(workdir, stage, fingerprint, semantic_dir=semantic_dir,
+                                                     transfer_dir=transfer_dir)
+    if dropped:
+        path = os.path.join(eval_dir(workdir, stage), "metrics.json")
+        held = ", ".join(f"{key} ({flag} {where})" for key, flag, where in dropped)
+        raise ValueError(f"{path} holds {held} of this same model, which this evaluation would drop. Pass "
+                         + " and ".join(f"{flag} {where}" for _, flag, where in dropped)
+                         + " too, or --force to overwrite. Received: "
+                         + ", ".join(f"{flag} None" for _, flag, _ in dropped))
     model = load_stage_model(workdir, stage, config, from_checkpoint)
     start = time.perf_counter()
     dataset = data.pairs_dataset(data_dir, split, config, batch_size=min(64, num_pairs))
@@ -178,6 +189,24 @@ def model_fingerprint(workdir: str, stage: str) -> Optional[Dict[str, int]]:
         return None
     stat = tf.io.gfile.stat(path)
     return {"mtime_nsec": int(stat.mtime_nsec), "length": int(stat.length)}
+
+
+def results_it_would_drop(workdir: str, stage: str, fingerprint: Optional[Dict[str, int]], *,
+                          semantic_dir: Optional[str], transfer_dir: Optional[str]) -> list:
+    """[(key, flag, its earlier dir)] for each result of the stage's metrics.json, made on the model file
+    `fingerprint`, that an evaluation without that flag would not compute again."""
+    import tensorflow as tf
+    path = os.path.join(eval_dir(workdir, stage), "metrics.json")
+    if fingerprint is None or not tf.io.gfile.exists(path):
+        return []
+    with tf.io.gfile.GFile(path) as f:
+        metrics = json.load(f)
+    if metrics.get("model_file") != fingerprint:
+        return []
+    earlier = metrics.get("settings", {})
+    return [(key, flag, earlier.get(setting)) for key, flag, setting, given in (
+        ("semantic_accuracy", "--semantic_dir", "semantic_dir", semantic_dir),
+        ("transfer_accuracy", "--transfer_dir", "transfer_dir", transfer_dir)) if key in metrics and not given]
 
 
 def up_to_date_metrics(workdir: str, stage: str, settings: Dict[str, Any]) -> Optional[Dict[str, Any]]:
@@ -264,7 +293,8 @@ def evaluate_all(workdir: str, data_dir: str, *, split: str = "test", num_pairs:
             statuses[stage] = "reused"
         else:
             metrics = evaluate_stage(workdir, stage, data_dir, split=split, num_pairs=n, similarity=kind,
-                                     semantic_dir=semantic_dir, transfer_dir=transfer_dir, config=stage_cfg)
+                                     semantic_dir=semantic_dir, transfer_dir=transfer_dir, config=stage_cfg,
+                                     force=force)
             statuses[stage] = "evaluated"
         stage_metrics[stage] = metrics
         metrics_paths[stage] = os.path.join(eval_dir(workdir, stage), "metrics.json")
@@ -308,13 +338,17 @@ def evaluate_all(workdir: str, data_dir: str, *, split: str = "test", num_pairs:
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = cli.command_parser("tfvgs.evaluate", __doc__)
     parser.add_argument("--workdir", required=True)
     parser.add_argument("--data_dir", required=True, help="spoken-pair TFRecords with the held-out split")
-    parser.add_argument("--stage", default="davenet")
+    from tfvgs import stages
+    parser.add_argument("--stage", default="davenet", choices=stages.stage_names(),
+                        help="a trained stage of W (default: davenet)")
     parser.add_argument("--all", action="store_true",
                         help="evaluate every trained stage of the curriculum and write W/eval/report.md")
-    parser.add_argument("--force", action="store_true", help="with --all: re-evaluate up-to-date stages too")
+    parser.add_argument("--force", action="store_true",
+                        help="with --all: re-evaluate up-to-date stages too; both: overwrite a metrics.json whose "
+                             "semantic or transfer results this evaluation would drop")
     parser.add_argument("--caption_style", default=None, choices=report_tables.CAPTION_STYLES,
                         help="with --all: which paper rows to compare with (default: read from DATA's summary.json "
                              "or records; natural adds the paper's human-caption rows)")
@@ -330,17 +364,18 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
                         help="output of beam_pipelines.semantic_test_set: adds semantic_accuracy (paper 000 Table 1)")
     parser.add_argument("--transfer_dir", default=None,
                         help="output of beam_pipelines.transfer_test_set: adds transfer_accuracy (paper 000 sec. 6.5)")
-    config_lib.add_config_flags(parser)
+    config_lib.add_config_flags(parser, workdir_flag="--workdir")
     args = parser.parse_args(argv)
     if args.all and args.from_checkpoint:
         parser.error("--all evaluates final models only; drop --from_checkpoint")
     common = dict(split=args.split, num_pairs=args.num_pairs, similarity=args.similarity,
                   semantic_dir=args.semantic_dir, transfer_dir=args.transfer_dir,
-                  config=config_lib.config_from_args(args), overrides=args.overrides)
+                  config=config_lib.config_from_args(args, workdir=args.workdir), overrides=args.overrides)
     if args.all:
         return evaluate_all(args.workdir, args.data_dir, caption_style=args.caption_style, force=args.force,
                             matchmap_pairs=args.matchmap_pairs, **common)
-    return evaluate_stage(args.workdir, args.stage, args.data_dir, from_checkpoint=args.from_checkpoint, **common)
+    return evaluate_stage(args.workdir, args.stage, args.data_dir, from_checkpoint=args.from_checkpoint,
+                          force=args.force, **common)
 
 
 if __name__ == "__main__":

@@ -63,9 +63,9 @@ class MatchmapSummaries(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         waves = respeak(self.captions, self.voices, self.config.speech.sample_rate)
         with self.writer.as_default(step=0):
-            tf.summary.text("captions", tf.constant(self.captions))
+            tf.summary.text("caption_text", tf.constant(self.captions))
             if waves is not None:
-                tf.summary.audio("captions", waves, self.config.speech.sample_rate, max_outputs=len(waves))
+                tf.summary.audio("caption_audio", waves, self.config.speech.sample_rate, max_outputs=len(waves))
         self._write_images()
 
     def on_train_batch_end(self, batch, logs=None):

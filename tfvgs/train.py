@@ -13,25 +13,25 @@ import os
 import sys
 from typing import Optional, Sequence
 
-from tfvgs import config as config_lib
+from tfvgs import cli, config as config_lib
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     from tfvgs import stages
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = cli.command_parser("tfvgs.train", __doc__)
     parser.add_argument("--stage", required=True, choices=[*stages.stage_names(), "all"])
     parser.add_argument("--data_dir", required=True,
                         help="spoken-pair TFRecords for the DAVEnet stages; rendered-scene TFRecords for gan and "
                              "segmenter")
     parser.add_argument("--workdir", required=True, help="where checkpoints, TensorBoard logs and models go")
-    config_lib.add_config_flags(parser)
+    config_lib.add_config_flags(parser, workdir_flag="--workdir")
     return parser.parse_args(argv)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = parse_args(argv)
-    config = config_lib.config_from_args(args)
+    config = config_lib.config_from_args(args, workdir=args.workdir)
     from tfvgs import stages, training
     if args.stage == "all":
         from tfvgs.curriculum import Curriculum

@@ -1,0 +1,40 @@
+"""Every command says how it is run (`python -m <module>`) and what it does in a whole sentence."""
+import importlib
+
+import pytest
+
+from tfvgs import cli
+
+COMMANDS = [("tfvgs.train", "main"), ("tfvgs.evaluate", "main"), ("tfvgs.demo", "run"),
+            ("tfvgs.caption_faithfulness", "main"), ("tfvgs.draw", "main"), ("tfvgs.gan_quality", "main"),
+            ("beam_pipelines.render_scenes", "run"), ("beam_pipelines.spoken_captions", "run"),
+            ("beam_pipelines.audio_clevrgan", "run"), ("beam_pipelines.import_manifest", "run"),
+            ("beam_pipelines.semantic_test_set", "run"), ("beam_pipelines.transfer_test_set", "run"),
+            ("export.__main__", "main")]
+
+
+def test_first_paragraph_joins_the_lines_before_the_first_blank_line():
+    assert cli.first_paragraph("\nDoes one thing,\n  and another.\n\n    usage\n") == "Does one thing, and another."
+    assert cli.first_paragraph("") == ""
+
+
+@pytest.mark.parametrize("module,entry", COMMANDS)
+def test_help_shows_the_python_m_usage_and_a_whole_sentence(module, entry, capsys):
+    command = getattr(importlib.import_module(module), entry)
+    with pytest.raises(SystemExit) as exit_info:
+        command(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    runnable = "export" if module == "export.__main__" else module
+    assert out.startswith(f"usage: python -m {runnable} "), out.splitlines()[0]
+    description = out.split("\n\n")[1].replace("\n", " ").strip()
+    assert description.endswith("."), description
+
+
+def test_evaluate_refuses_a_stage_that_does_not_exist(tmp_path, capsys):
+    from tfvgs import evaluate
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate.main(["--workdir", str(tmp_path), "--data_dir", str(tmp_path), "--stage", "davnet"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'davnet'" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
