@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from tests.conftest import sigkill_when
-from tfvgs import retrieval, train, evaluate
+from tfvgs import evaluate, retrieval, train, training
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -27,10 +27,23 @@ def test_recall_at_k_on_a_hand_built_matrix():
     assert r["chance"]["1"] == pytest.approx(1 / 3)
 
 
-def test_davenet_stage_trains_saves_and_evaluates(tiny_world, tmp_path):
+def test_console_shows_progress_bars_only_on_a_terminal():
+    import io
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+    assert training.console_verbosity(Terminal()) == 1
+    assert training.console_verbosity(io.StringIO()) == 2
+
+
+def test_davenet_stage_trains_saves_and_evaluates(tiny_world, tmp_path, capsys):
     workdir = str(tmp_path / "w")
     logs = train.main(["--stage", "davenet", "--config", "tiny", "--data_dir", tiny_world["pairs"],
                        "--workdir", workdir])
+    # stdout is captured (not a terminal): one line per checkpoint chunk, no progress-bar redraws
+    out = capsys.readouterr().out
+    assert "\u2501" not in out and "\r" not in out and out.count("Epoch 3/3") == 1, out[-2000:]
     assert np.isfinite(logs["loss"]) and "semi_hard_loss" in logs and "val_loss" in logs
     assert os.path.exists(os.path.join(workdir, "davenet", "model.keras"))
     saved = json.load(open(os.path.join(workdir, "davenet", "config.json")))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from typing import Callable, Dict, List, Optional
 
 import keras
@@ -133,15 +134,24 @@ def restore_or_initialize(model: keras.Model, checkpoint_dir: str, max_to_keep: 
     return manager
 
 
+def console_verbosity(stream=None) -> int:
+    """Keras `verbose` for the console: progress bars (1) on a terminal, one line per checkpoint chunk (2) when
+    the output goes to a file or pipe, where every bar redraw would become a line of the log."""
+    stream = sys.stdout if stream is None else stream
+    return 1 if getattr(stream, "isatty", lambda: False)() else 2
+
+
 def fit_resumable(model: keras.Model, make_train_dataset: Callable[[int], tf.data.Dataset], *, steps: int,
                   checkpoint_every: int, manager: tf.train.CheckpointManager, callbacks: List = (),
-                  validation_data: Optional[tf.data.Dataset] = None, verbose: int = 1) -> Dict[str, float]:
+                  validation_data: Optional[tf.data.Dataset] = None,
+                  verbose: Optional[int] = None) -> Dict[str, float]:
     """Trains until `steps` (rounded up to whole chunks) from wherever the restored optimizer step is.
 
     `make_train_dataset(skip_batches)` must return the endless training dataset with its first `skip_batches`
     batches skipped. Returns the last logs; raises NonFiniteLossError on a NaN/inf loss, and a DataLossError naming
     the shard when a TFRecord shard read through `tfvgs.data` is corrupt.
     """
+    verbose = console_verbosity() if verbose is None else verbose
     chunk = max(1, int(checkpoint_every))
     total_chunks = max(1, math.ceil(steps / chunk))
     done = int(model.optimizer.iterations.numpy())
