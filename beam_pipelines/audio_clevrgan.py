@@ -29,13 +29,11 @@ import numpy as np
 from beam_pipelines import common
 from beam_pipelines.render_scenes import split_for_index
 from beam_pipelines.spoken_captions import speak_and_write, voice_split
-from tfvgs import cli, config as config_lib
+from tfvgs import cli, config as config_lib, workdir as layout
 from tfvgs.data import SPLITS
 from tfvgs.seeding import stable_seed
 
 PIPELINE_NAME = "audio_clevrgan"
-SEGMENTER_STAGE = "segmenter"
-SEGMENTER_FILENAME = "model.keras"
 SAMPLES_DRAWN, SAMPLES_UNDESCRIBED = "samples_drawn", "samples_undescribed"   # extra counters in summary.json
 
 
@@ -55,10 +53,6 @@ def pair_id(split: str, index: int, caption: int) -> str:
     return f"{split}/{index:07d}/{caption}"
 
 
-def segmenter_path(workdir: str) -> str:
-    return os.path.join(workdir, SEGMENTER_STAGE, SEGMENTER_FILENAME)
-
-
 def check_models(workdir: str, allow_partial_gan: bool = False) -> None:
     """Fails before the pipeline starts when the generator or the segmenter of `workdir` is missing (naming each
     missing file and the command that trains it) or the generator had not finished growing."""
@@ -66,7 +60,7 @@ def check_models(workdir: str, allow_partial_gan: bool = False) -> None:
     from tfvgs import gan_io
     commands = {gan_io.generator_path(workdir): f"python -m tfvgs.train --stage gan --config PRESET "
                                                 f"--data_dir SCENES --workdir {workdir}",
-                segmenter_path(workdir): f"python -m tfvgs.train --stage segmenter --config PRESET "
+                layout.model_path(workdir, "segmenter"): f"python -m tfvgs.train --stage segmenter --config PRESET "
                                          f"--data_dir SCENES --workdir {workdir}"}
     missing = [f"{path} does not exist; train it with `{command}`" for path, command in commands.items()
                if not tf.io.gfile.exists(path)]
@@ -91,14 +85,12 @@ class DrawAndDescribeFn(beam.DoFn):
         self.latent_namespace = latent_namespace
 
     def setup(self):
-        import keras
         import tensorflow as tf
 
-        import tfvgs.models.attribute_segmenter  # noqa: F401 - registers the segmenter for deserialization
         from tfvgs import gan_io
         from tfvgs.gan import ProgressiveGenerator
         generator = gan_io.load_generator(self.workdir, allow_partial=self.allow_partial_gan)
-        segmenter = keras.models.load_model(segmenter_path(self.workdir), compile=False)
+        segmenter = layout.load_model(layout.model_path(self.workdir, "segmenter"))
         self.latent_dim, size = generator.latent_dim, generator.max_resolution
 
         def draw(z):
@@ -206,7 +198,7 @@ def run(argv: Optional[Sequence[str]] = None) -> dict:
                         help="draw with a generator that stopped before full resolution (debugging only)")
     config_lib.add_config_flags(parser, workdir_flag="--workdir")
     args, options = common.parse_pipeline_args(parser, argv)
-    config = config_lib.config_from_args(args, workdir=args.workdir)
+    config = config_lib.config_from_args(args, saved=layout.saved_config(args.workdir))
     num_samples = (config.data.gan_samples or config.data.num_scenes) if args.num_samples is None \
         else args.num_samples
     for flag, value in (("--num_samples", num_samples), ("--captions_per_image", args.captions_per_image),

@@ -7,7 +7,7 @@
 Writes <D>/words-*.tfrecord (one record per attribute value and voice: the word of `speech.isolated_words()` spoken
 by a held-out TEST speaker, as log-mel) and <D>/pairs-*.tfrecord (per value, N pairs of images: one with an
 object of that value, one with no object of it), plus summary.json and rejected.jsonl. Record formats:
-`tfvgs.semantic_eval`.
+`tfvgs.schema`.
 
 Two image sources, as paper 000 sec. 6.2 tests on its GAN's images:
 - `rendered` (default): rendered scenes, positive and negative by ground truth (below).
@@ -46,7 +46,7 @@ from beam_pipelines.spoken_captions import SpeakFn
 from tfvgs import cli, config as config_lib
 from tfvgs.seeding import stable_seed
 
-KINDS = ("words", "pairs")            # = tfvgs.semantic_eval.WORDS, PAIRS (file prefixes)
+KINDS = ("words", "pairs")            # = tfvgs.schema.WORDS, PAIRS (file prefixes; no TensorFlow at import)
 PAIRS_PER_FAMILY = config_lib.Config().data.semantic_pairs_per_family   # the paper-scale default (config.py owns it)
 MAX_ATTEMPTS = 20                     # scene draws per image before the pair is rejected
 SOURCES = ("rendered", "gan")
@@ -137,14 +137,14 @@ class MakePairFn(beam.DoFn):
 
     def process(self, item) -> Iterable:
         import json
-        from tfvgs import schema, semantic_eval
+        from tfvgs import schema
         family, value, index = item
         self._read.inc()
         pair_id = f"{family}/{value}/{index:05d}"
         try:
             pos_scene, pos = make_image(self.config, family, value, index, positive=True)
             neg_scene, neg = make_image(self.config, family, value, index, positive=False)
-            record = semantic_eval.encode_semantic_pair_record(
+            record = schema.encode_semantic_pair_record(
                 pair_id=pair_id, family=family, value=value, positive_png=schema.encode_png(pos.image),
                 negative_png=schema.encode_png(neg.image), positive_scene_json=json.dumps(pos_scene, sort_keys=True),
                 negative_scene_json=json.dumps(neg_scene, sort_keys=True))
@@ -209,7 +209,7 @@ class AssignGanPairsFn(beam.DoFn):
         self._reject = common.Reject("pool")
 
     def process(self, pool: List[dict]) -> Iterable:
-        from tfvgs import semantic_eval
+        from tfvgs import schema
         from tfvgs.world import ATTRIBUTES
         pool = sorted(pool, key=lambda sample: sample["index"])
         for family, values in ATTRIBUTES.items():
@@ -231,7 +231,7 @@ class AssignGanPairsFn(beam.DoFn):
                             f"--num_samples {self.num_samples}")
                         continue
                     pos, neg = pairs[index]
-                    record = semantic_eval.encode_semantic_pair_record(
+                    record = schema.encode_semantic_pair_record(
                         pair_id=pair_id, family=family, value=value, positive_png=pos["png"],
                         negative_png=neg["png"], positive_scene_json=self._scene_json(pos),
                         negative_scene_json=self._scene_json(neg))
@@ -269,9 +269,9 @@ def word_items(config: config_lib.Config, voices_per_word: int) -> List[dict]:
 
 
 def encode_word(item: dict, logmel: np.ndarray):
-    from tfvgs import semantic_eval
-    return "words", semantic_eval.encode_word_record(word_id=item["id"], family=item["family"], value=item["value"],
-                                                     text=item["text"], logmel=logmel, voice=item["voice"].spec)
+    from tfvgs import schema
+    return "words", schema.encode_word_record(word_id=item["id"], family=item["family"], value=item["value"],
+                                              text=item["text"], logmel=logmel, voice=item["voice"].spec)
 
 
 def _count_read(item):

@@ -7,7 +7,7 @@ use - and edited by `world.random_edit` (one attribute of one object; edits that
 redrawn). The synthetic caption of the ORIGINAL is spoken by a held-out test speaker (`--split test`, the test set of
 the paper: a model must prefer the original for its caption, chance 50%) or by a training speaker (`--split train`:
 the renderer-edit training set of the paper's 89% upper-bound model). Records (<D>/<split>-*.tfrecord, format in
-`tfvgs.semantic_eval`): original PNG, edited PNG, caption, log-mel, voice, both scene JSONs and the edit description.
+`tfvgs.schema`): original PNG, edited PNG, caption, log-mel, voice, both scene JSONs and the edit description.
 """
 from __future__ import annotations
 
@@ -67,8 +67,8 @@ class RenderAndEditFn(beam.DoFn):
 
 
 def encode_transfer(item: dict, logmel: np.ndarray):
-    from tfvgs import semantic_eval
-    return item["split"], semantic_eval.encode_transfer_record(
+    from tfvgs import schema
+    return item["split"], schema.encode_transfer_record(
         pair_id=item["id"], split=item["split"], image_png=item["image_png"], edited_png=item["edited_png"],
         caption=item["text"], logmel=logmel, voice=item["voice"].spec, scene_json=item["scene_json"],
         edited_scene_json=item["edited_scene_json"], edit=item["edit"])

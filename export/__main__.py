@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from tfvgs import cli, config as config_lib
+    from tfvgs import cli, config as config_lib, workdir as layout
     from export import exporter, serving_config
     parser = cli.command_parser("export", __doc__)
     parser.add_argument("--workdir", required=True, help="the training workdir")
@@ -39,7 +39,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     config_lib.add_config_flags(parser, workdir_flag="--workdir")
     args = parser.parse_args(argv)
     return exporter.export_all(
-        args.workdir, args.output_dir, stage=args.stage, fallback_config=config_lib.config_from_args(args, workdir=args.workdir),
+        args.workdir, args.output_dir, stage=args.stage,
+        fallback_config=config_lib.config_from_args(args, saved=layout.saved_config(args.workdir)),
         index_data_dir=args.index_data_dir, index_split=args.index_split, index_limit=args.index_limit,
         similarity=args.similarity, top_k=args.top_k, version=args.version, base_path=args.serving_base_path,
         export_generator=not args.no_generator, allow_partial_generator=args.allow_partial_generator)

@@ -16,7 +16,7 @@ from typing import Callable, Dict, Optional
 
 import tensorflow as tf
 
-from tfvgs import config as config_lib
+from tfvgs import config as config_lib, workdir as layout
 
 from export import serving_config
 
@@ -29,7 +29,7 @@ INFO_FILENAME = "export_info.json"
 def default_stage(workdir: str) -> str:
     """The most refined stage of STAGE_PREFERENCE that has a final `model.keras` in `workdir`."""
     for stage in STAGE_PREFERENCE:
-        if tf.io.gfile.exists(os.path.join(workdir, stage, "model.keras")):
+        if tf.io.gfile.exists(layout.model_path(workdir, stage)):
             return stage
     raise FileNotFoundError(f"No trained audio-visual model in workdir {workdir!r}: none of "
                             f"{[f'{s}/model.keras' for s in STAGE_PREFERENCE]} exists. Train one first "
@@ -79,7 +79,7 @@ def export_all(workdir: str, output_dir: str, stage: Optional[str] = None,
         export_generator: export `<workdir>/gan/generator.keras` when it exists.
         allow_partial_generator: export a generator that did not finish growing (debugging only).
     """
-    from tfvgs import evaluate, gan_io
+    from tfvgs import gan_io
 
     from export.audio_visual import AudioVisualServable
     from export.image_index import build_image_index
@@ -91,10 +91,10 @@ def export_all(workdir: str, output_dir: str, stage: Optional[str] = None,
     else:
         log(f"[export] stage {stage!r}")
     fallback = fallback_config or config_lib.get_config("tiny")
-    config = evaluate.stage_config(workdir, stage, fallback)
+    config = layout.step_config(workdir, stage, fallback)
     if config is fallback:
-        log(f"[export] note: no {os.path.join(workdir, stage, 'config.json')}; using the {fallback.name!r} config")
-    model = evaluate.load_stage_model(workdir, stage, config)
+        log(f"[export] note: no {layout.config_path(workdir, stage)}; using the {fallback.name!r} config")
+    model = layout.load_step_model(workdir, stage, needed_by="export")
     similarity = similarity or config.model.eval_similarity
 
     version = int(version) if version is not None else serving_config.next_version(output_dir)

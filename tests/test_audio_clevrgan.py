@@ -17,7 +17,7 @@ import tensorflow as tf
 from beam_pipelines import audio_clevrgan, common
 from beam_pipelines.render_scenes import split_for_index
 from beam_pipelines.spoken_captions import voice_split
-from tfvgs import data, describe, gan_io, schema, speech
+from tfvgs import data, describe, gan_io, schema, speech, workdir as layout
 from tfvgs.config import get_config
 from tfvgs.seeding import stable_seed
 
@@ -39,15 +39,15 @@ def save_untrained_models(workdir, config, fully_grown=True):
     gan_io.save_generator(generator, os.path.join(workdir, "gan"), info)
     segmenter = build_segmenter(config)
     segmenter.heads["foreground"].bias.assign([0.0])
-    os.makedirs(os.path.dirname(audio_clevrgan.segmenter_path(workdir)), exist_ok=True)
-    segmenter.save(audio_clevrgan.segmenter_path(workdir))
+    os.makedirs(os.path.dirname(layout.model_path(workdir, "segmenter")), exist_ok=True)
+    segmenter.save(layout.model_path(workdir, "segmenter"))
 
 
 def expected_samples(workdir, config, num_samples, namespace="audio_clevrgan"):
     """What the pipeline should draw and see, computed here without Beam: latents, uint8 images, descriptions.
     `namespace`: of the latent seeds (another pipeline drawing GAN images passes its own)."""
     generator = gan_io.load_generator(workdir)
-    segmenter = keras.models.load_model(audio_clevrgan.segmenter_path(workdir), compile=False)
+    segmenter = keras.models.load_model(layout.model_path(workdir, "segmenter"), compile=False)
     seeds = [stable_seed(config.seed, namespace, i) for i in range(num_samples)]
     latents = gan_io.latents_for_seeds(seeds, generator.latent_dim)
     images = np.asarray(generator.to_uint8(generator.generate(latents)))
@@ -200,7 +200,7 @@ def test_missing_models_are_named_with_the_command_that_trains_them(workdir, tmp
         audio_clevrgan.run(["--workdir", empty, "--output_dir", out, "--num_samples", "2", *FLAGS])
     message = str(error.value)
     assert gan_io.generator_path(empty) in message and "--stage gan" in message
-    assert audio_clevrgan.segmenter_path(empty) in message and "--stage segmenter" in message
+    assert layout.model_path(empty, "segmenter") in message and "--stage segmenter" in message
     assert not os.path.exists(out)   # the pipeline never started
 
     only_gan = str(tmp_path / "only_gan")
@@ -209,7 +209,7 @@ def test_missing_models_are_named_with_the_command_that_trains_them(workdir, tmp
         tf.io.gfile.copy(os.path.join(workdir, "gan", name), os.path.join(only_gan, "gan", name))
     with pytest.raises(FileNotFoundError) as error:
         audio_clevrgan.run(["--workdir", only_gan, "--output_dir", out, "--num_samples", "2", *FLAGS])
-    assert audio_clevrgan.segmenter_path(only_gan) in str(error.value)
+    assert layout.model_path(only_gan, "segmenter") in str(error.value)
     assert gan_io.generator_path(only_gan) not in str(error.value)
 
 

@@ -38,3 +38,13 @@ def test_evaluate_refuses_a_stage_that_does_not_exist(tmp_path, capsys):
     assert exit_info.value.code == 2
     assert "invalid choice: 'davnet'" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_evaluate_names_a_missing_data_dir_in_one_line(tmp_path, capsys):
+    from tfvgs import evaluate
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate.main(["--workdir", str(tmp_path / "w"), "--data_dir", str(tmp_path / "nowhere")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("[evaluate] error: --data_dir ") and "does not exist" in err[0]
+    assert list(tmp_path.iterdir()) == []

@@ -4,6 +4,7 @@ import os
 import pytest
 
 from tfvgs import config as config_lib
+from tfvgs import workdir as layout
 
 
 def test_presets_share_one_schema_and_differ_in_size():
@@ -48,22 +49,22 @@ def _args(argv, **flags):
 def test_a_workdir_command_takes_the_saved_config_and_refuses_another_preset(tmp_path):
     workdir = str(tmp_path / "w")
     # nothing saved: the command's default preset
-    assert config_lib.config_from_args(_args([], workdir_flag="--workdir"), workdir=workdir).name == "tiny"
-    assert config_lib.config_from_args(_args([], default="demo"), workdir=workdir).name == "demo"
+    assert config_lib.config_from_args(_args([], workdir_flag="--workdir"), saved=layout.saved_config(workdir)).name == "tiny"
+    assert config_lib.config_from_args(_args([], default="demo"), saved=layout.saved_config(workdir)).name == "demo"
     saved = config_lib.get_config("demo", ["data.gan_samples=1234"])
     os.makedirs(os.path.join(workdir, "davenet"))
     saved.save(os.path.join(workdir, "davenet", "config.json"))
     # without --config: the saved config, its overrides included, with new --set on top
     resolved = config_lib.config_from_args(_args(["--set", "train.steps=7"], workdir_flag="--workdir"),
-                                           workdir=workdir)
+                                           saved=layout.saved_config(workdir))
     assert resolved.name == "demo" and resolved.data.gan_samples == 1234 and resolved.train.steps == 7
     # the same preset named explicitly is fine; another one is refused unless asked for
     assert config_lib.config_from_args(_args(["--config", "demo"], workdir_flag="--workdir"),
-                                       workdir=workdir).name == "demo"
+                                       saved=layout.saved_config(workdir)).name == "demo"
     with pytest.raises(ValueError, match=r"made with config 'demo' .*davenet/config.json.*Received: --config tiny"):
-        config_lib.config_from_args(_args(["--config", "tiny"], workdir_flag="--workdir"), workdir=workdir)
+        config_lib.config_from_args(_args(["--config", "tiny"], workdir_flag="--workdir"), saved=layout.saved_config(workdir))
     assert config_lib.config_from_args(_args(["--config", "tiny", "--other_config"], workdir_flag="--workdir"),
-                                       workdir=workdir).name == "tiny"
+                                       saved=layout.saved_config(workdir)).name == "tiny"
 
 
 def test_config_to_flags_reproduces_the_config():

@@ -84,6 +84,28 @@ def test_demo_writes_its_report_pictures_and_savedmodels(everything):
     assert shows.count("above chance (p=") + shows.count("at chance (p=") == figures
 
 
+def test_demo_rerun_keeps_the_first_runs_export_and_time(everything, tmp_path):
+    """A re-run that retrains nothing exports no new SavedModel version and keeps the first run's minutes; without
+    --config it takes the preset saved in the workdir (tiny), not the demo's default."""
+    import shutil
+
+    from tfvgs import demo
+    workdir = str(tmp_path / "w")
+    shutil.copytree(everything["workdir"], workdir)          # copy2 keeps the models' mtimes
+    first = read_json(workdir, "demo_summary.json")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        summary = demo.run(["--workdir", workdir])
+    console = out.getvalue()
+    assert summary["config"] == "tiny"
+    assert "no model changed since the export of the first run" in console
+    assert not os.path.exists(os.path.join(workdir, "serving", "audio_visual", "2"))
+    assert summary["minutes"] == first["minutes"] and summary["serving"] == first["serving"]
+    with open(os.path.join(workdir, "demo_report.md")) as f:
+        assert f.readline().strip() == f"# tfvgs demo ({first['minutes']:.1f} min)"
+    assert f"(the first run took {first['minutes']:.1f})" in console
+
+
 def test_stage_all_rerun_skips_what_is_done(everything):
     out = io.StringIO()
     with contextlib.redirect_stdout(out):

@@ -9,7 +9,7 @@ from PIL import Image
 
 from beam_pipelines import semantic_test_set, transfer_test_set
 from tfvgs import config as config_lib
-from tfvgs import evaluate, report_tables
+from tfvgs import evaluate, report_tables, workdir as layout
 
 TRAINED = ("davenet", "random_edits")
 EDIT_SUCCESS = {"rate": 0.75, "n": 8, "any_change_rate": 0.875,
@@ -39,7 +39,7 @@ def make_workdir(root, stages=TRAINED):
     config = config_lib.get_config("tiny")
     for stage in stages:
         os.makedirs(os.path.join(workdir, stage))
-        build_dual_encoder(config).save(evaluate.model_path(workdir, stage))
+        build_dual_encoder(config).save(layout.model_path(workdir, stage))
         config.save(os.path.join(workdir, stage, "config.json"))
     with open(os.path.join(workdir, "random_edits", "edit_success.json"), "w") as f:
         json.dump(EDIT_SUCCESS, f)
@@ -135,7 +135,7 @@ def test_rerun_reuses_up_to_date_metrics(tiny_world, tmp_path):
 
     # a model saved after its metrics, or --force: evaluated again
     evaluated = os.stat(os.path.join(workdir, "eval", "random_edits", "metrics.json")).st_mtime_ns
-    os.utime(evaluate.model_path(workdir, "random_edits"), ns=(evaluated + 1000, evaluated + 1000))
+    os.utime(layout.model_path(workdir, "random_edits"), ns=(evaluated + 1000, evaluated + 1000))
     statuses = {s["stage"]: s["status"] for s in run_all(workdir, tiny_world, None, *quick)["stages"]}
     assert (statuses["davenet"], statuses["random_edits"]) == ("reused", "evaluated")
     statuses = {s["stage"]: s["status"] for s in run_all(workdir, tiny_world, None, *quick, "--force")["stages"]}
@@ -143,7 +143,7 @@ def test_rerun_reuses_up_to_date_metrics(tiny_world, tmp_path):
     # a model replaced by an older file (a copy that kept its time, a clock that stepped back): evaluated again too,
     # as the metrics name the file they measured rather than trusting that metrics newer than a model measured it
     evaluated = os.stat(os.path.join(workdir, "eval", "random_edits", "metrics.json")).st_mtime_ns
-    os.utime(evaluate.model_path(workdir, "random_edits"), ns=(evaluated - 10**9, evaluated - 10**9))
+    os.utime(layout.model_path(workdir, "random_edits"), ns=(evaluated - 10**9, evaluated - 10**9))
     statuses = {s["stage"]: s["status"] for s in run_all(workdir, tiny_world, None, *quick)["stages"]}
     assert (statuses["davenet"], statuses["random_edits"]) == ("reused", "evaluated")
 

@@ -39,7 +39,7 @@ def gan_set(tmp_path_factory):
                                      "--output_dir", output_dir, "--pairs_per_value", str(PAIRS_PER_VALUE),
                                      "--voices_per_word", str(VOICES), "--batch_size", "5", *FLAGS])
     pairs = [tf.train.Example.FromString(r.numpy()).features.feature
-             for r in tf.data.TFRecordDataset(data.list_shards(output_dir, semantic_eval.PAIRS))]
+             for r in tf.data.TFRecordDataset(data.list_shards(output_dir, schema.PAIRS))]
     return {"summary": summary, "pairs": pairs, "pool": expected_pool(workdir, config), "output_dir": output_dir,
             "rejected": common.read_jsonl(os.path.join(output_dir, "rejected.jsonl"))}
 
@@ -81,14 +81,14 @@ def test_each_pair_is_a_positive_and_a_negative_gan_image_by_the_segmenter(gan_s
     pool = gan_set["pool"]
     used = {}
     for p in gan_set["pairs"]:
-        family, value = text(p, semantic_eval.FAMILY), text(p, semantic_eval.VALUE)
-        counts = [len(json.loads(text(p, k))["objects"]) for k in (semantic_eval.POSITIVE_SCENE,
-                                                                     semantic_eval.NEGATIVE_SCENE)]
+        family, value = text(p, schema.FAMILY), text(p, schema.VALUE)
+        counts = [len(json.loads(text(p, k))["objects"]) for k in (schema.POSITIVE_SCENE,
+                                                                     schema.NEGATIVE_SCENE)]
         assert counts[0] == counts[1], "a pair's images must hold as many objects"
-        for role, png_key, scene_key, wanted in (("positive", semantic_eval.POSITIVE_PNG,
-                                                  semantic_eval.POSITIVE_SCENE, True),
-                                                 ("negative", semantic_eval.NEGATIVE_PNG,
-                                                  semantic_eval.NEGATIVE_SCENE, False)):
+        for role, png_key, scene_key, wanted in (("positive", schema.POSITIVE_PNG,
+                                                  schema.POSITIVE_SCENE, True),
+                                                 ("negative", schema.NEGATIVE_PNG,
+                                                  schema.NEGATIVE_SCENE, False)):
             scene = json.loads(text(p, scene_key))
             assert scene["source"] == "gan" and scene["split"] == "test"
             seed, image, description = pool[scene["image_index"]]

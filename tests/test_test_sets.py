@@ -66,18 +66,18 @@ def test_semantic_set_counts_and_pairs(tiny_sets):
     words = raw_records(tiny_sets["semantic"], "words")
     assert len(pairs) + len(words) == s["written"]
     assert len(words) == s["words_written"]
-    by_family = {f: sum(text(p, semantic_eval.FAMILY) == f for p in pairs) for f in world.ATTRIBUTES}
+    by_family = {f: sum(text(p, schema.FAMILY) == f for p in pairs) for f in world.ATTRIBUTES}
     assert by_family == s["pairs_written"]
     assert s["read"] == sum(s["pairs_planned"].values()) + s["words_planned"]
     size = config_lib.get_config("tiny").world.image_size
     for p in pairs:
-        family, value = text(p, semantic_eval.FAMILY), text(p, semantic_eval.VALUE)
-        positive = json.loads(text(p, semantic_eval.POSITIVE_SCENE))
-        negative = json.loads(text(p, semantic_eval.NEGATIVE_SCENE))
+        family, value = text(p, schema.FAMILY), text(p, schema.VALUE)
+        positive = json.loads(text(p, schema.POSITIVE_SCENE))
+        negative = json.loads(text(p, schema.NEGATIVE_SCENE))
         assert any(o[family] == value for o in positive["objects"])
         assert not any(o[family] == value for o in negative["objects"])
         again = world.render(positive, size, supersample=2).image   # the PNG is the stored scene, exactly
-        np.testing.assert_array_equal(again, schema.decode_png(p[semantic_eval.POSITIVE_PNG].bytes_list.value[0]))
+        np.testing.assert_array_equal(again, schema.decode_png(p[schema.POSITIVE_PNG].bytes_list.value[0]))
 
 
 def test_semantic_words_are_isolated_words_in_test_voices(tiny_sets):
@@ -85,8 +85,8 @@ def test_semantic_words_are_isolated_words_in_test_voices(tiny_sets):
     expected = {(f, v): w for f, pairs in speech.isolated_words().items() for v, w in pairs}
     speakers = {}
     for r in words:
-        key = (text(r, semantic_eval.FAMILY), text(r, semantic_eval.VALUE))
-        assert text(r, semantic_eval.WORD_TEXT) == expected[key]
+        key = (text(r, schema.FAMILY), text(r, schema.VALUE))
+        assert text(r, schema.WORD_TEXT) == expected[key]
         voice = speech.Voice.from_spec(text(r, schema.VOICE))
         assert voice.split == "test"
         speakers.setdefault(key, set()).add(voice.id)
@@ -111,13 +111,13 @@ def test_transfer_set_edits_one_attribute_and_speaks_the_original(tiny_sets, whi
     assert len(records) == s["written"] and s["read"] == s["num_scenes"]
     for r in records:
         original = json.loads(text(r, schema.SCENE_JSON))
-        edited = json.loads(text(r, semantic_eval.EDITED_SCENE))
-        edit = json.loads(text(r, semantic_eval.EDIT_JSON))
+        edited = json.loads(text(r, schema.EDITED_SCENE))
+        edit = json.loads(text(r, schema.EDIT_JSON))
         assert _changed(original, edited) == [(edit["object_index"], edit["attribute"])]
         assert original["objects"][edit["object_index"]][edit["attribute"]] == edit["old_value"]
         assert edit["old_value"] in speech.caption_words(text(r, schema.CAPTION))[edit["attribute"]]
         assert speech.Voice.from_spec(text(r, schema.VOICE)).split == voice_split
-        assert r[schema.IMAGE_PNG].bytes_list.value[0] != r[semantic_eval.EDITED_PNG].bytes_list.value[0]
+        assert r[schema.IMAGE_PNG].bytes_list.value[0] != r[schema.EDITED_PNG].bytes_list.value[0]
 
 
 def tiny_model():
@@ -180,11 +180,11 @@ def test_semantic_oracle_scores_one_and_its_inverse_zero(tiny_sets, invert):
 
     images = {}
     for p in raw_records(tiny_sets["semantic"], "pairs"):
-        for png, scene in ((semantic_eval.POSITIVE_PNG, semantic_eval.POSITIVE_SCENE),
-                           (semantic_eval.NEGATIVE_PNG, semantic_eval.NEGATIVE_SCENE)):
+        for png, scene in ((schema.POSITIVE_PNG, schema.POSITIVE_SCENE),
+                           (schema.NEGATIVE_PNG, schema.NEGATIVE_SCENE)):
             images[key(float_image(p[png].bytes_list.value[0]))] = present(json.loads(text(p, scene)))
     audio = {}
-    for batch in semantic_eval.words_dataset(tiny_sets["semantic"], config):
+    for batch in data.words_dataset(tiny_sets["semantic"], config):
         for logmel, f, v in zip(batch["logmel"].numpy(), batch["family"].numpy(), batch["value"].numpy()):
             audio[key(logmel)] = np.eye(len(vocabulary), dtype="float32")[vocabulary.index(f"{f.decode()}/{v.decode()}")]
     result = semantic_eval.semantic_accuracy(Oracle(images, audio), tiny_sets["semantic"], tiny_sets["semantic"],
@@ -199,19 +199,19 @@ def test_semantic_oracle_scores_one_and_its_inverse_zero(tiny_sets, invert):
 def test_transfer_oracle_prefers_the_original(tiny_sets, invert):
     config = config_lib.get_config("tiny")
     records = raw_records(tiny_sets["transfer"], "test")
-    scenes = sorted({text(r, k) for r in records for k in (schema.SCENE_JSON, semantic_eval.EDITED_SCENE)})
+    scenes = sorted({text(r, k) for r in records for k in (schema.SCENE_JSON, schema.EDITED_SCENE)})
     one_hot = np.eye(len(scenes), dtype="float32")
     images = {}
     for r in records:
         images[key(float_image(r[schema.IMAGE_PNG].bytes_list.value[0]))] = one_hot[scenes.index(text(r, schema.SCENE_JSON))]
-        images[key(float_image(r[semantic_eval.EDITED_PNG].bytes_list.value[0]))] = \
-            one_hot[scenes.index(text(r, semantic_eval.EDITED_SCENE))]
+        images[key(float_image(r[schema.EDITED_PNG].bytes_list.value[0]))] = \
+            one_hot[scenes.index(text(r, schema.EDITED_SCENE))]
     audio = {}
     by_caption = {text(r, schema.PAIR_ID): r for r in records}
-    for batch in semantic_eval.transfer_dataset(tiny_sets["transfer"], config):
+    for batch in data.transfer_dataset(tiny_sets["transfer"], config):
         for logmel, pair_id in zip(batch["logmel"].numpy(), batch["pair_id"].numpy()):
             r = by_caption[pair_id.decode()]
-            described = semantic_eval.EDITED_SCENE if invert else schema.SCENE_JSON
+            described = schema.EDITED_SCENE if invert else schema.SCENE_JSON
             audio[key(logmel)] = one_hot[scenes.index(text(r, described))]
     result = semantic_eval.transfer_accuracy(Oracle(images, audio), tiny_sets["transfer"], config, batch_size=4)
     assert result["accuracy"] == (0.0 if invert else 1.0)

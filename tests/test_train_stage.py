@@ -100,6 +100,23 @@ def test_resuming_with_other_settings_is_refused(tiny_world, tmp_path):
     train.main([*common, "--set", "train.steps=8"])  # more steps with the same settings resumes
 
 
+@pytest.mark.parametrize("case", ["missing", "empty", "scenes"])
+def test_a_data_dir_it_cannot_read_fails_in_one_line_and_writes_nothing(case, tiny_world, tmp_path, capsys):
+    data_dir = {"missing": str(tmp_path / "nowhere"), "empty": str(tmp_path / "empty"),
+                "scenes": tiny_world["scenes"]}[case]
+    os.makedirs(tmp_path / "empty")
+    workdir = tmp_path / "w"
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["--stage", "davenet", "--config", "tiny", "--data_dir", data_dir, "--workdir", str(workdir)])
+    assert exit_info.value.code == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("[davenet]")]
+    assert len(err) == 1 and data_dir in err[0], err
+    expected = {"missing": "does not exist", "empty": "has no 'train' shards",
+                "scenes": "holds scenes records written by render_scenes"}[case]
+    assert expected in err[0] and "python -m beam_pipelines.spoken_captions" in err[0], err[0]
+    assert not workdir.exists()
+
+
 def test_hard_negatives_needs_davenet_first(tiny_world, tmp_path):
     with pytest.raises(FileNotFoundError, match="run `python -m tfvgs.train --stage davenet` first"):
         train.main(["--stage", "hard_negatives", "--config", "tiny", "--data_dir", tiny_world["pairs"],
@@ -138,3 +155,14 @@ def test_sigkill_and_rerun_resumes_from_the_last_checkpoint(tiny_world, tmp_path
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"resumed from" in done.stdout and f"(step {killed_at})" in done.stdout
     assert tf.train.latest_checkpoint(ckpt_dir).endswith(f"-{killed_at + 4}")
+
+
+def test_hardest_impostor_stages_train_at_the_scaled_learning_rate():
+    from tfvgs.config import get_config
+    from tfvgs.stages.davenet import build_dual_encoder
+    config = get_config("tiny", ["train.hardest_lr_scale=0.1"])
+    base = config.train.learning_rate
+    hardest = build_dual_encoder(config, loss="hardest")
+    default = build_dual_encoder(config)
+    assert training.current_learning_rate(hardest.optimizer) == pytest.approx(0.1 * base)
+    assert training.current_learning_rate(default.optimizer) == pytest.approx(base)

@@ -24,7 +24,7 @@ from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 
-from tfvgs import cli, config as config_lib
+from tfvgs import cli, config as config_lib, workdir as layout
 
 FAMILIES = ("shape", "color", "material", "size")
 
@@ -101,16 +101,13 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     args = parser.parse_args(argv)
     if args.num_scenes < 1:
         raise ValueError(f"--num_scenes must be positive. Received: {args.num_scenes}")
-    import keras
-
-    import tfvgs.models.attribute_segmenter  # noqa: F401 - registers the segmenter for deserialization
     from tfvgs import data
-    saved = os.path.join(args.workdir, "segmenter", "config.json")
+    saved = layout.config_path(args.workdir, "segmenter")
     config = config_lib.Config.load(saved) if os.path.exists(saved) else config_lib.config_from_args(args)
-    path = os.path.join(args.workdir, "segmenter", "model.keras")
+    path = layout.model_path(args.workdir, "segmenter")
     if not os.path.exists(path):
         raise FileNotFoundError(f"No segmenter at {path}: run `python -m tfvgs.train --stage segmenter` first.")
-    segmenter = keras.saving.load_model(path, compile=False)
+    segmenter = layout.load_model(path)
     dataset = data.scenes_dataset(args.data_dir, args.split, config, batch_size=config.segmenter.batch_size)
     result = faithfulness(segmenter, dataset, config, args.style, args.num_scenes)
     result.update({"data_dir": args.data_dir, "split": args.split})

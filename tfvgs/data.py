@@ -26,6 +26,46 @@ def shard_pattern(data_dir: str, split: str) -> str:
     return f"{data_dir.rstrip('/')}/{split}-?????-of-?????.tfrecord"
 
 
+# The kinds of record folder a step reads: the pipelines whose summary.json marks a folder of that kind, and the
+# command to point a user at.
+RECORD_KINDS: Dict[str, Tuple[Tuple[str, ...], str]] = {
+    "pairs": (("spoken_captions", "audio_clevrgan", "import_manifest"),
+              "python -m beam_pipelines.spoken_captions (or audio_clevrgan, import_manifest)"),
+    "gan_pairs": (("audio_clevrgan",), "python -m beam_pipelines.audio_clevrgan"),
+    "scenes": (("render_scenes",), "python -m beam_pipelines.render_scenes"),
+    "renderer_edits": (("transfer_test_set",), "python -m beam_pipelines.transfer_test_set"),
+}
+
+
+class DataDirError(ValueError):
+    """A --data_dir that cannot feed a step: missing, empty, or holding another kind of records."""
+
+
+def check_data_dir(data_dir: str, kinds: Tuple[str, ...], splits: Tuple[str, ...], step: str) -> None:
+    """Raises DataDirError, in one sentence naming the folder and the command that makes the right one, unless
+    `data_dir` holds complete shards of every split in `splits`, written by a pipeline of one of `kinds` (folders
+    without a summary.json, e.g. written by hand, are taken on trust)."""
+    import json
+    pipelines = tuple(p for kind in kinds for p in RECORD_KINDS[kind][0])
+    makers = " or ".join(RECORD_KINDS[kind][1] for kind in kinds)
+    wanted = " or ".join(kinds)
+    if not tf.io.gfile.isdir(data_dir):
+        raise DataDirError(f"--data_dir {data_dir} does not exist: {step} reads {wanted} TFRecords there, as "
+                           f"written by {makers}.")
+    summary_path = f"{data_dir.rstrip('/')}/summary.json"
+    if tf.io.gfile.exists(summary_path):
+        with tf.io.gfile.GFile(summary_path) as f:
+            pipeline = json.load(f).get("pipeline")
+        if pipeline and pipeline not in pipelines:
+            kind = next((k for k, (ps, _) in RECORD_KINDS.items() if pipeline in ps), "other")
+            raise DataDirError(f"--data_dir {data_dir} holds {kind} records written by {pipeline}, but {step} reads "
+                               f"{wanted} records, as written by {makers}.")
+    for split in splits:
+        if not tf.io.gfile.glob(shard_pattern(data_dir, split)):
+            raise DataDirError(f"--data_dir {data_dir} has no {split!r} shards ({split}-SSSSS-of-NNNNN.tfrecord): "
+                               f"{step} reads {wanted} TFRecords there, as written by {makers}.")
+
+
 def list_shards(data_dir: str, split: str) -> List[str]:
     pattern = shard_pattern(data_dir, split)
     files = sorted(tf.io.gfile.glob(pattern))
@@ -267,3 +307,64 @@ def corrupt_shards_named() -> Iterator[None]:
             except tf.errors.OpError:  # e.g. deleted since it was read: not what failed here
                 continue
         raise
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The test sets' records (tfvgs.schema): spoken words, semantic image pairs, renderer-edit (transfer) pairs
+
+def _padded_logmel(parsed, config: Config):
+    logmel = tf.io.decode_raw(parsed[schema.LOGMEL], tf.float32, little_endian=True)
+    logmel = tf.reshape(logmel, tf.cast(parsed[schema.LOGMEL_SHAPE], tf.int32))
+    logmel = tf.ensure_shape(logmel, [None, config.features.num_mel_bins])  # records of another config fail here
+    return features.pad_or_crop(logmel, config.features.max_frames, features.padding_value(config.features))
+
+
+def _image(png, config: Config):
+    size = config.world.image_size
+    return image_to_float(tf.ensure_shape(tf.io.decode_png(png, channels=3), [size, size, 3]))
+
+
+def _dataset(data_dir: str, kind: str, parse, config: Config, batch_size: int) -> tf.data.Dataset:
+    files = list_shards(data_dir, kind)
+    ds = tf.data.TFRecordDataset(files)
+    ds = ds.map(parse, num_parallel_calls=config.data.reader_parallelism, deterministic=True)
+    return ds.batch(batch_size).prefetch(config.data.prefetch).with_options(dataset_options(config))
+
+
+def words_dataset(semantic_dir: str, config: Config, batch_size: int = 256) -> tf.data.Dataset:
+    """Batches of spoken words: logmel [B, max_frames, bins], nframes [B], family, value, text, voice, word_id."""
+    def parse(serialized):
+        p = tf.io.parse_single_example(serialized, schema.WORD_FEATURES)
+        logmel, nframes = _padded_logmel(p, config)
+        return {"logmel": logmel, "nframes": nframes, "family": p[schema.FAMILY], "value": p[schema.VALUE],
+                "text": p[schema.WORD_TEXT], "voice": p[schema.VOICE], "word_id": p[schema.WORD_ID]}
+    return _dataset(semantic_dir, schema.WORDS, parse, config, batch_size)
+
+
+def semantic_pairs_dataset(semantic_dir: str, config: Config, batch_size: int = 32) -> tf.data.Dataset:
+    """Batches of semantic pairs: positive / negative images float [-1, 1], family, value, pair_id."""
+    def parse(serialized):
+        p = tf.io.parse_single_example(serialized, schema.SEMANTIC_PAIR_FEATURES)
+        return {"positive": _image(p[schema.POSITIVE_PNG], config), "negative": _image(p[schema.NEGATIVE_PNG], config),
+                "family": p[schema.FAMILY], "value": p[schema.VALUE], "pair_id": p[schema.PAIR_ID]}
+    return _dataset(semantic_dir, schema.PAIRS, parse, config, batch_size)
+
+
+def transfer_dataset(transfer_dir: str, config: Config, split: str = "test", batch_size: int = 32, *,
+                     training: bool = False, skip_examples: int = 0) -> tf.data.Dataset:
+    """Batches of transfer pairs: image (original) and edited float [-1, 1], logmel, nframes, caption, voice,
+    edit_attribute, edit (JSON), pair_id. `training`: shuffled (seeded), endless, full batches, the first
+    `skip_examples` records skipped (the renderer-edit training set of the `exact_edits` stage)."""
+    def parse(serialized):
+        p = tf.io.parse_single_example(serialized, schema.TRANSFER_FEATURES)
+        logmel, nframes = _padded_logmel(p, config)
+        return {"image": _image(p[schema.IMAGE_PNG], config), "edited": _image(p[schema.EDITED_PNG], config),
+                "logmel": logmel, "nframes": nframes, "caption": p[schema.CAPTION], "voice": p[schema.VOICE],
+                "edit_attribute": p[schema.EDIT_ATTRIBUTE], "edit": p[schema.EDIT_JSON], "pair_id": p[schema.PAIR_ID]}
+    if not training:
+        return _dataset(transfer_dir, split, parse, config, batch_size)
+    ds = records(transfer_dir, split, config, training=True, seed=None, repeat=True,
+                      skip_examples=skip_examples)
+    ds = ds.map(parse, num_parallel_calls=config.data.reader_parallelism, deterministic=True)
+    ds = ds.batch(batch_size, drop_remainder=True).prefetch(config.data.prefetch)
+    return ds.with_options(dataset_options(config))

@@ -16,9 +16,9 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
-from tfvgs import cli, config as config_lib
+from tfvgs import cli, config as config_lib, workdir as layout
 
 
 def _step(title: str):
@@ -84,6 +84,30 @@ def what_the_run_shows(report_json: str) -> List[str]:
     return lines
 
 
+def trained_models(workdir: str) -> Dict[str, int]:
+    """{path under W: mtime in ns} of every saved model of the run: whether a re-run retrained anything."""
+    import glob
+
+    from tfvgs import gan_io
+    paths = glob.glob(layout.model_path(workdir, "*")) + glob.glob(gan_io.generator_path(workdir))
+    return {os.path.relpath(p, workdir): os.stat(p).st_mtime_ns for p in sorted(paths)}
+
+
+def earlier_run(workdir: str) -> Optional[dict]:
+    """The previous demo_summary.json of W when every model it exported is unchanged and its export exists, else
+    None (then the run exports a new version and is timed anew)."""
+    path = os.path.join(workdir, "demo_summary.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        previous = json.load(f)
+    exported = [v for k, v in previous.get("serving", {}).items()]
+    if previous.get("models") != trained_models(workdir) or not exported or not all(
+            os.path.exists(p) for p in exported):
+        return None
+    return previous
+
+
 def write_report(workdir: str, serving: dict, minutes: float) -> str:
     """W/demo_report.md: the pictures and where everything is (paths relative to W)."""
     def exists(*parts):
@@ -125,7 +149,7 @@ def run(argv: Optional[Sequence[str]] = None) -> dict:
                         help="rendered scenes for the GAN and segmenter (default: the preset's data.num_scenes)")
     config_lib.add_config_flags(parser, default="demo", workdir_flag="--workdir")
     args = parser.parse_args(argv)
-    config = config_lib.config_from_args(args, workdir=args.workdir)
+    config = config_lib.config_from_args(args, saved=layout.saved_config(args.workdir))
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     start = time.perf_counter()
     workdir = os.path.abspath(args.workdir)
@@ -150,9 +174,15 @@ def run(argv: Optional[Sequence[str]] = None) -> dict:
     _done(t, f"stages under {workdir}, report {workdir}/eval/report.md")
 
     t = _step(f"3/4 export SavedModels -> {workdir}/serving")
-    from export.exporter import export_all
     serving_dir = os.path.join(workdir, "serving")
-    serving = export_all(workdir, serving_dir, index_data_dir=curriculum.data_dir("pairs"), index_split="test")
+    previous = earlier_run(workdir)
+    summary["models"] = trained_models(workdir)
+    if previous is not None:
+        print("    done already, skipped: no model changed since the export of the first run", flush=True)
+        serving = previous["serving"]
+    else:
+        from export.exporter import export_all
+        serving = export_all(workdir, serving_dir, index_data_dir=curriculum.data_dir("pairs"), index_split="test")
     summary["serving"] = serving
     _done(t, ", ".join(f"{k}: {v}" for k, v in serving.items()))
 
@@ -165,13 +195,15 @@ def run(argv: Optional[Sequence[str]] = None) -> dict:
     summary["examples"] = write_contact_sheet_and_wav(curriculum.data_dir("pairs"),
                                                       os.path.join(workdir, "contact_sheet.png"),
                                                       os.path.join(workdir, "example.wav"), config)
-    minutes = (time.perf_counter() - start) / 60
+    # a re-run that retrained nothing keeps the first run's time: the report says what the whole run cost
+    minutes = previous["minutes"] if previous is not None else (time.perf_counter() - start) / 60
     report = write_report(workdir, serving, minutes)
     summary["minutes"] = minutes
     with open(os.path.join(workdir, "demo_summary.json"), "w") as f:
         json.dump(summary, f, indent=2, default=str)
     _done(t, report)
-    print(f"\nDone in {minutes:.1f} min. Open {report} (pictures, links), {workdir}/eval/report.md (the paper's "
+    took = (time.perf_counter() - start) / 60
+    print(f"\nDone in {took:.1f} min{f' (the first run took {minutes:.1f})' if previous is not None else ''}. Open {report} (pictures, links), {workdir}/eval/report.md (the paper's "
           f"tables beside ours).\nTensorBoard: tensorboard --logdir {workdir}\nSavedModels: {serving_dir} "
           f"(models.config for TF Serving)", flush=True)
     return summary

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from typing import Any, Dict, Optional, Sequence, Tuple
 
-from tfvgs import cli, config as config_lib
+from tfvgs import cli, config as config_lib, workdir as layout
 from tfvgs import report_tables
 
 PAPER_TABLE2_SYNTHETIC = {report_tables.ROW_NAMES[s]: v for s, v in report_tables.PAPER_TABLE2["synthetic"].items()}
@@ -31,17 +32,15 @@ MATCHMAP_PAIRS = 4
 
 def load_stage_model(workdir: str, stage: str, config: config_lib.Config, from_checkpoint: bool = False):
     """The stage's final model.keras, or (with from_checkpoint, e.g. while it still trains) its latest checkpoint."""
-    import keras
     import tensorflow as tf
-    import tfvgs.models  # noqa: F401  registers the serialisable classes
-    path = model_path(workdir, stage)
     if not from_checkpoint:
-        if not tf.io.gfile.exists(path):
-            raise FileNotFoundError(f"no trained model for stage {stage!r}: {path} is missing (run python -m "
-                                    f"tfvgs.train --stage {stage} first, or pass --from_checkpoint)")
-        return keras.saving.load_model(path)
+        if not tf.io.gfile.exists(layout.model_path(workdir, stage)):
+            raise FileNotFoundError(f"no trained model for stage {stage!r}: {layout.model_path(workdir, stage)} is "
+                                    f"missing (run python -m tfvgs.train --stage {stage} first, or pass "
+                                    f"--from_checkpoint)")
+        return layout.load_model(layout.model_path(workdir, stage), compile=True)
     from tfvgs import stages, training
-    checkpoint_dir = os.path.join(workdir, stage, "checkpoints")
+    checkpoint_dir = layout.checkpoint_dir(workdir, stage)
     latest = tf.train.latest_checkpoint(checkpoint_dir)
     if latest is None:
         raise FileNotFoundError(f"no checkpoint of stage {stage!r} in {checkpoint_dir}")
@@ -49,26 +48,6 @@ def load_stage_model(workdir: str, stage: str, config: config_lib.Config, from_c
     training.model_checkpoint(model).restore(latest).assert_consumed()
     print(f"evaluating checkpoint {latest}")
     return model
-
-
-def model_path(workdir: str, stage: str) -> str:
-    return os.path.join(workdir, stage, "model.keras")
-
-
-def eval_dir(workdir: str, stage: str) -> str:
-    return os.path.join(workdir, "eval", stage)
-
-
-def stage_config(workdir: str, stage: str, fallback: Optional[config_lib.Config]) -> config_lib.Config:
-    """The config the stage was trained with (W/<stage>/config.json), else `fallback`."""
-    path = os.path.join(workdir, stage, "config.json")
-    import tensorflow as tf
-    if tf.io.gfile.exists(path):
-        return config_lib.Config.load(path)
-    if fallback is None:
-        raise ValueError(f"Stage {stage!r} has no saved config ({path} is missing) and no `config` was given. "
-                         f"Received: config=None")
-    return fallback
 
 
 def _normalized_path(path: Optional[str]) -> Optional[str]:
@@ -87,7 +66,7 @@ def eval_settings(data_dir: str, *, split: str, num_pairs: int, similarity: str,
 
 def _resolve(workdir: str, stage: str, config: Optional[config_lib.Config], overrides: Sequence[str],
              num_pairs: Optional[int], similarity: Optional[str]) -> Tuple[config_lib.Config, int, str]:
-    config = stage_config(workdir, stage, config)
+    config = layout.step_config(workdir, stage, config)
     if overrides:
         config = config_lib.apply_overrides(config, overrides)
     return config, int(num_pairs or config.train.eval_pairs), similarity or config.model.eval_similarity
@@ -138,6 +117,7 @@ def evaluate_stage(workdir: str, stage: str, data_dir: str, *, split: str = "tes
     overwritten (ValueError before any work) unless `force`: eval/report.md is built from those files.
     """
     from tfvgs import data, retrieval
+    data.check_data_dir(data_dir, ("pairs",), (split,), "evaluate")
     config, num_pairs, kind = _resolve(workdir, stage, config, overrides, num_pairs, similarity)
     settings = eval_settings(data_dir, split=split, num_pairs=num_pairs, similarity=kind, semantic_dir=semantic_dir,
                              transfer_dir=transfer_dir, from_checkpoint=from_checkpoint)
@@ -145,7 +125,7 @@ def evaluate_stage(workdir: str, stage: str, data_dir: str, *, split: str = "tes
     dropped = [] if force else results_it_would_drop(workdir, stage, fingerprint, semantic_dir=semantic_dir,
                                                      transfer_dir=transfer_dir)
     if dropped:
-        path = os.path.join(eval_dir(workdir, stage), "metrics.json")
+        path = os.path.join(layout.eval_dir(workdir, stage), "metrics.json")
         held = ", ".join(f"{key} ({flag} {where})" for key, flag, where in dropped)
         raise ValueError(f"{path} holds {held} of this same model, which this evaluation would drop. Pass "
                          + " and ".join(f"{flag} {where}" for _, flag, where in dropped)
@@ -167,7 +147,7 @@ def evaluate_stage(workdir: str, stage: str, data_dir: str, *, split: str = "tes
     if metrics["n_pairs"] < num_pairs:
         print(f"note: only {metrics['n_pairs']} pairs in split {split!r} (asked for {num_pairs})")
     import tensorflow as tf
-    out_dir = eval_dir(workdir, stage)
+    out_dir = layout.eval_dir(workdir, stage)
     tf.io.gfile.makedirs(out_dir)
     with tf.io.gfile.GFile(os.path.join(out_dir, "metrics.json"), "w") as f:
         json.dump(metrics, f, indent=2, sort_keys=True)
@@ -184,7 +164,7 @@ def model_fingerprint(workdir: str, stage: str) -> Optional[Dict[str, int]]:
     Compared for equality, not "metrics newer than model": two files' timestamps are only as ordered as the clock
     and the filesystem's granularity, and a rerun was once seen re-evaluating a model it had just measured."""
     import tensorflow as tf
-    path = model_path(workdir, stage)
+    path = layout.model_path(workdir, stage)
     if not tf.io.gfile.exists(path):
         return None
     stat = tf.io.gfile.stat(path)
@@ -196,7 +176,7 @@ def results_it_would_drop(workdir: str, stage: str, fingerprint: Optional[Dict[s
     """[(key, flag, its earlier dir)] for each result of the stage's metrics.json, made on the model file
     `fingerprint`, that an evaluation without that flag would not compute again."""
     import tensorflow as tf
-    path = os.path.join(eval_dir(workdir, stage), "metrics.json")
+    path = os.path.join(layout.eval_dir(workdir, stage), "metrics.json")
     if fingerprint is None or not tf.io.gfile.exists(path):
         return []
     with tf.io.gfile.GFile(path) as f:
@@ -212,7 +192,7 @@ def results_it_would_drop(workdir: str, stage: str, fingerprint: Optional[Dict[s
 def up_to_date_metrics(workdir: str, stage: str, settings: Dict[str, Any]) -> Optional[Dict[str, Any]]:
     """The stage's metrics.json if it measured the model.keras there now and was made with `settings`, else None."""
     import tensorflow as tf
-    path = os.path.join(eval_dir(workdir, stage), "metrics.json")
+    path = os.path.join(layout.eval_dir(workdir, stage), "metrics.json")
     if not tf.io.gfile.exists(path):
         return None
     with tf.io.gfile.GFile(path) as f:
@@ -279,8 +259,8 @@ def evaluate_all(workdir: str, data_dir: str, *, split: str = "test", num_pairs:
     stage_metrics: Dict[str, Optional[Dict[str, Any]]] = {}
     statuses, metrics_paths, configs = {}, {}, {}
     for stage in stages:
-        if not tf.io.gfile.exists(model_path(workdir, stage)):
-            print(f"[evaluate --all] {stage}: not trained ({model_path(workdir, stage)} is missing)", flush=True)
+        if not tf.io.gfile.exists(layout.model_path(workdir, stage)):
+            print(f"[evaluate --all] {stage}: not trained ({layout.model_path(workdir, stage)} is missing)", flush=True)
             stage_metrics[stage] = None
             continue
         stage_cfg, n, kind = _resolve(workdir, stage, config, overrides, num_pairs, similarity)
@@ -297,7 +277,7 @@ def evaluate_all(workdir: str, data_dir: str, *, split: str = "test", num_pairs:
                                      force=force)
             statuses[stage] = "evaluated"
         stage_metrics[stage] = metrics
-        metrics_paths[stage] = os.path.join(eval_dir(workdir, stage), "metrics.json")
+        metrics_paths[stage] = os.path.join(layout.eval_dir(workdir, stage), "metrics.json")
 
     if caption_style:
         style, source = caption_style, "given by --caption_style"
@@ -370,7 +350,13 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         parser.error("--all evaluates final models only; drop --from_checkpoint")
     common = dict(split=args.split, num_pairs=args.num_pairs, similarity=args.similarity,
                   semantic_dir=args.semantic_dir, transfer_dir=args.transfer_dir,
-                  config=config_lib.config_from_args(args, workdir=args.workdir), overrides=args.overrides)
+                  config=config_lib.config_from_args(args, saved=layout.saved_config(args.workdir)), overrides=args.overrides)
+    from tfvgs import data
+    try:
+        data.check_data_dir(args.data_dir, ("pairs",), (args.split,), "evaluate")
+    except data.DataDirError as e:           # a usage error: one line, not a traceback
+        print(f"[evaluate] error: {e}", file=sys.stderr, flush=True)
+        raise SystemExit(2)
     if args.all:
         return evaluate_all(args.workdir, args.data_dir, caption_style=args.caption_style, force=args.force,
                             matchmap_pairs=args.matchmap_pairs, **common)

@@ -13,17 +13,19 @@ from typing import Any, Dict, Iterable
 
 import numpy as np
 
+from tfvgs import workdir as layout
+
 STAGE_NAME = "gan"
 GENERATOR_FILENAME = "generator.keras"
 INFO_FILENAME = "generator.json"
 
 
 def generator_path(workdir: str) -> str:
-    return os.path.join(workdir, STAGE_NAME, GENERATOR_FILENAME)
+    return os.path.join(layout.step_dir(workdir, STAGE_NAME), GENERATOR_FILENAME)
 
 
 def info_path(workdir: str) -> str:
-    return os.path.join(workdir, STAGE_NAME, INFO_FILENAME)
+    return os.path.join(layout.step_dir(workdir, STAGE_NAME), INFO_FILENAME)
 
 
 def latents_for_seeds(seeds: Iterable[int], latent_dim: int) -> np.ndarray:
@@ -72,10 +74,7 @@ def load_generator(workdir: str, allow_partial: bool = False):
         FileNotFoundError: no trained generator in `workdir`.
         ValueError: the generator had not reached its final resolution and `allow_partial` is False.
     """
-    import keras
     import tensorflow as tf
-
-    import tfvgs.gan  # noqa: F401 - registers the tfvgs classes for deserialization
     path = generator_path(workdir)
     if not tf.io.gfile.exists(path):
         raise FileNotFoundError(f"No trained generator in workdir {workdir!r}: {path} does not exist. Train one "
@@ -87,6 +86,6 @@ def load_generator(workdir: str, allow_partial: bool = False):
                          f"{info.get('alpha')}, {info.get('images_shown')} images shown; full "
                          f"{info.get('max_resolution')} px needs {needed}). Train longer (raise gan.total_kimg and "
                          f"rerun the gan stage) or pass allow_partial=True.")
-    generator = keras.models.load_model(path, compile=False)
+    generator = layout.load_model(path)
     generator.alpha.assign(1.0)
     return generator

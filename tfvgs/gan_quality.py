@@ -430,23 +430,20 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> Dict[str, Any]:
-    import keras
-
-    import tfvgs.models.attribute_segmenter  # noqa: F401 - registers the segmenter for deserialization
-    from tfvgs import gan_io
+    from tfvgs import gan_io, workdir as layout
     from tfvgs.config import Config, get_config
     if args.config:
         config = get_config(args.config)
     else:
-        saved = os.path.join(args.workdir, gan_io.STAGE_NAME, "config.json")
+        saved = layout.config_path(args.workdir, gan_io.STAGE_NAME)
         if not os.path.exists(saved):
             raise ValueError(f"No --config given and no saved config at {saved}. Received: --workdir {args.workdir}")
         config = Config.load(saved)
-    segmenter_path = args.segmenter or os.path.join(args.workdir, "segmenter", "model.keras")
+    segmenter_path = args.segmenter or layout.model_path(args.workdir, "segmenter")
     if not os.path.exists(segmenter_path):
         raise FileNotFoundError(f"No segmenter at {segmenter_path}; train one with `python -m tfvgs.train --stage "
                                 f"segmenter` or pass --segmenter.")
-    segmenter = keras.saving.load_model(segmenter_path, compile=False)
+    segmenter = layout.load_model(segmenter_path)
     generator = gan_io.load_generator(args.workdir, allow_partial=args.allow_partial)
     reals = load_real_images(args.data_dir, args.split, config, args.num_samples)
     report = quality_report(generator, segmenter, reals, args.num_samples, config, args.seed,

@@ -201,3 +201,89 @@ def read_scene_record(serialized: bytes) -> Dict[str, Any]:
         "split": f[SPLIT].bytes_list.value[0].decode(),
         "scene_index": int(f[SCENE_INDEX].int64_list.value[0]),
     }
+
+
+WORDS, PAIRS = "words", "pairs"                     # the semantic set's two record kinds (file prefixes)
+
+# The test sets' record kinds (beam_pipelines.semantic_test_set: words-*, pairs-*; transfer_test_set:
+# <split>-*): their keys (audio keys are those of pair records), encoders and feature specs.
+WORD_ID = "word/id"
+FAMILY = "semantic/family"
+VALUE = "semantic/value"
+WORD_TEXT = "word/text"
+POSITIVE_PNG = "positive/png"
+NEGATIVE_PNG = "negative/png"
+POSITIVE_SCENE = "positive/scene_json"
+NEGATIVE_SCENE = "negative/scene_json"
+EDITED_PNG = "edited/png"
+EDITED_SCENE = "edited/scene_json"
+EDIT_JSON = "edit/json"
+EDIT_ATTRIBUTE = "edit/attribute"
+
+
+def _logmel_features(logmel: np.ndarray, where: str) -> Dict[str, tf.train.Feature]:
+    logmel = np.asarray(logmel)
+    if logmel.ndim != 2 or logmel.shape[0] == 0:
+        raise ValueError(f"logmel must be [frames>0, bins] for {where}. Received shape {logmel.shape}")
+    return {LOGMEL: _bytes(logmel.astype("<f4").tobytes()), LOGMEL_SHAPE: _ints(logmel.shape),
+            NFRAMES: _ints([logmel.shape[0]])}
+
+
+def _check_family_value(family: str, value: str) -> None:
+    from tfvgs.world import ATTRIBUTES
+    if family not in ATTRIBUTES or value not in ATTRIBUTES[family]:
+        raise ValueError(f"Unknown attribute family/value. Expected a family of {tuple(ATTRIBUTES)} and one of its "
+                         f"values. Received: family={family!r}, value={value!r}")
+
+
+def encode_word_record(*, word_id: str, family: str, value: str, text: str, logmel: np.ndarray, voice: str) -> bytes:
+    """One spoken isolated word -> serialized tf.train.Example."""
+    _check_family_value(family, value)
+    feature = {VERSION: _ints([SCHEMA_VERSION]), WORD_ID: _bytes(word_id), FAMILY: _bytes(family),
+               VALUE: _bytes(value), WORD_TEXT: _bytes(text), VOICE: _bytes(voice),
+               **_logmel_features(logmel, f"word {word_id!r}")}
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def encode_semantic_pair_record(*, pair_id: str, family: str, value: str, positive_png: bytes, negative_png: bytes,
+                                positive_scene_json: str, negative_scene_json: str) -> bytes:
+    """A positive image (an object has `value`) and a negative one (none has) -> serialized tf.train.Example."""
+    _check_family_value(family, value)
+    feature = {VERSION: _ints([SCHEMA_VERSION]), PAIR_ID: _bytes(pair_id),
+               FAMILY: _bytes(family), VALUE: _bytes(value), POSITIVE_PNG: _bytes(positive_png),
+               NEGATIVE_PNG: _bytes(negative_png), POSITIVE_SCENE: _bytes(positive_scene_json),
+               NEGATIVE_SCENE: _bytes(negative_scene_json)}
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def encode_transfer_record(*, pair_id: str, split: str, image_png: bytes, edited_png: bytes, caption: str,
+                           logmel: np.ndarray, voice: str, scene_json: str, edited_scene_json: str,
+                           edit: Dict[str, Any]) -> bytes:
+    """An original rendering, its one-attribute renderer edit and the original's spoken caption -> tf.train.Example.
+    `edit` is random_edit's description {"object_index", "attribute", "old_value", "new_value"}."""
+    feature = {VERSION: _ints([SCHEMA_VERSION]), SPLIT: _bytes(split),
+               PAIR_ID: _bytes(pair_id), IMAGE_PNG: _bytes(image_png), EDITED_PNG: _bytes(edited_png),
+               CAPTION: _bytes(caption), VOICE: _bytes(voice), SCENE_JSON: _bytes(scene_json),
+               EDITED_SCENE: _bytes(edited_scene_json), EDIT_JSON: _bytes(json.dumps(edit, sort_keys=True)),
+               EDIT_ATTRIBUTE: _bytes(edit["attribute"]), **_logmel_features(logmel, f"transfer pair {pair_id!r}")}
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+_LOGMEL_SPEC = {LOGMEL: tf.io.FixedLenFeature([], tf.string),
+                LOGMEL_SHAPE: tf.io.FixedLenFeature([2], tf.int64)}
+WORD_FEATURES = {WORD_ID: tf.io.FixedLenFeature([], tf.string), FAMILY: tf.io.FixedLenFeature([], tf.string),
+                 VALUE: tf.io.FixedLenFeature([], tf.string), WORD_TEXT: tf.io.FixedLenFeature([], tf.string),
+                 VOICE: tf.io.FixedLenFeature([], tf.string), **_LOGMEL_SPEC}
+SEMANTIC_PAIR_FEATURES = {PAIR_ID: tf.io.FixedLenFeature([], tf.string),
+                          FAMILY: tf.io.FixedLenFeature([], tf.string), VALUE: tf.io.FixedLenFeature([], tf.string),
+                          POSITIVE_PNG: tf.io.FixedLenFeature([], tf.string),
+                          NEGATIVE_PNG: tf.io.FixedLenFeature([], tf.string),
+                          POSITIVE_SCENE: tf.io.FixedLenFeature([], tf.string),
+                          NEGATIVE_SCENE: tf.io.FixedLenFeature([], tf.string)}
+TRANSFER_FEATURES = {PAIR_ID: tf.io.FixedLenFeature([], tf.string),
+                     IMAGE_PNG: tf.io.FixedLenFeature([], tf.string),
+                     EDITED_PNG: tf.io.FixedLenFeature([], tf.string),
+                     CAPTION: tf.io.FixedLenFeature([], tf.string),
+                     VOICE: tf.io.FixedLenFeature([], tf.string),
+                     EDIT_JSON: tf.io.FixedLenFeature([], tf.string),
+                     EDIT_ATTRIBUTE: tf.io.FixedLenFeature([], tf.string), **_LOGMEL_SPEC}

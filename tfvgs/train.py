@@ -13,7 +13,7 @@ import os
 import sys
 from typing import Optional, Sequence
 
-from tfvgs import cli, config as config_lib
+from tfvgs import cli, config as config_lib, workdir as layout
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -31,8 +31,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = parse_args(argv)
-    config = config_lib.config_from_args(args, workdir=args.workdir)
-    from tfvgs import stages, training
+    config = config_lib.config_from_args(args, saved=layout.saved_config(args.workdir))
+    from tfvgs import data, stages, training
     if args.stage == "all":
         from tfvgs.curriculum import Curriculum
         return Curriculum(config, args.data_dir, args.workdir).run()
@@ -41,6 +41,9 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
           f"workdir {os.path.abspath(args.workdir)}", flush=True)
     try:
         return stage.run()
+    except data.DataDirError as e:           # a usage error: one line, not a traceback
+        print(f"[{args.stage}] error: {e}", file=sys.stderr, flush=True)
+        raise SystemExit(2)
     except training.NonFiniteLossError as e:
         print(f"[{args.stage}] {e}", file=sys.stderr, flush=True)
         raise SystemExit(2)

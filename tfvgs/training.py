@@ -38,10 +38,11 @@ def build_strategy(name: str) -> tf.distribute.Strategy:
     return tf.distribute.get_strategy()
 
 
-def build_optimizer(train_config) -> keras.optimizers.Optimizer:
-    """SGD with momentum and step decay (paper 001 sec. 4.6) or AdamW, from the config."""
+def build_optimizer(train_config, lr_scale: float = 1.0) -> keras.optimizers.Optimizer:
+    """SGD with momentum and step decay (paper 001 sec. 4.6) or AdamW, from the config; `lr_scale` multiplies the
+    learning rate."""
     schedule = keras.optimizers.schedules.ExponentialDecay(
-        train_config.learning_rate, decay_steps=train_config.lr_decay_every,
+        train_config.learning_rate * float(lr_scale), decay_steps=train_config.lr_decay_every,
         decay_rate=train_config.lr_decay_factor, staircase=True)
     if train_config.optimizer == "sgd":
         return keras.optimizers.SGD(schedule, momentum=train_config.momentum,

@@ -14,6 +14,8 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
+from tfvgs import workdir as layout
+
 PICTURE_PAIRS = 8
 
 
@@ -79,14 +81,11 @@ def write_edit_report(model, source, pairs, config, workdir: str, stage_dir: str
     edits = collect_edits(model, source, pairs, int(config.edits.success_pairs))
     edit_picture(edits, os.path.join(stage_dir, "edits.png"), cluster_labels)
     report = {"n_edited": int(len(edits["valid"])), "valid_fraction": float(np.mean(edits["valid"]))}
-    segmenter_path = os.path.join(workdir, "segmenter", "model.keras")
+    segmenter_path = layout.model_path(workdir, "segmenter")
     if tf.io.gfile.exists(segmenter_path):
-        import keras
-
-        import tfvgs.models.attribute_segmenter  # noqa: F401
         from tfvgs.describe import describe_images
         from tfvgs.edits import edit_success
-        segmenter = keras.saving.load_model(segmenter_path, compile=False)
+        segmenter = layout.load_model(segmenter_path)
         options = {"min_object_pixels": config.segmenter.min_object_pixels,
                    "min_confidence": config.segmenter.min_confidence}
         valid = np.nonzero(edits["valid"])[0]

@@ -28,7 +28,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfvgs import atomic_files, data, gan_io
+from tfvgs import atomic_files, data, gan_io, workdir as layout
 from tfvgs.stages.stage import Stage
 
 RANKING_SEED_BASE = 10_000_000   # latent seeds of the ranking sample: apart from the Audio CLEVRGAN data's seeds
@@ -38,18 +38,19 @@ BATCH = 64
 class ClusterStage(Stage):
     name = "cluster"
     source = "random_edits"
+    data_kinds = ("gan_pairs",)
+    data_splits = ("train",)
 
     # --- unused training hooks -------------------------------------------------------------------------------
     def build_train_dataset(self, skip_batches: int):
         raise NotImplementedError(f"stage {self.name!r} does not train")
 
     def build_model(self):
-        import tfvgs.models  # noqa: F401 - registers the serialisable classes
-        path = os.path.join(self.workdir, self.source, "model.keras")
+        path = layout.model_path(self.workdir, self.source)
         if not tf.io.gfile.exists(path):
             raise FileNotFoundError(f"stage {self.name!r} clusters the units of stage {self.source!r}, but {path} "
                                     f"does not exist: run `python -m tfvgs.train --stage {self.source}` first")
-        return keras.saving.load_model(path, compile=False)
+        return layout.load_model(path)
 
     @property
     def clusters_path(self) -> str:
@@ -58,8 +59,9 @@ class ClusterStage(Stage):
     # --- the stage ---------------------------------------------------------------------------------------------
     def run(self) -> Dict[str, float]:
         from tfvgs.edits import concept_clusters, unit_ranking
+        self.check_data()
         tf.io.gfile.makedirs(self.stage_dir)
-        self.config.save(os.path.join(self.stage_dir, "config.json"))
+        self.config.save(self.config_path)
         e = self.config.edits
         start = time.time()
         model = self.build_model()
@@ -142,15 +144,14 @@ class ClusterStage(Stage):
 
     def label(self, images, grid: int, masks) -> Optional[List[Dict]]:
         """What each cluster looks like to the segmenter, or None without a trained segmenter."""
-        path = os.path.join(self.workdir, "segmenter", "model.keras")
+        path = layout.model_path(self.workdir, "segmenter")
         if not tf.io.gfile.exists(path):
             print(f"[{self.name}] no segmenter at {path}: clusters are not labelled", flush=True)
             return None
-        import tfvgs.models.attribute_segmenter  # noqa: F401
         from tfvgs.describe import predict_maps
         from tfvgs.edits.edit_success import label_clusters
         from tfvgs.world.vocabulary import ATTRIBUTES
-        segmenter = keras.saving.load_model(path, compile=False)
+        segmenter = layout.load_model(path)
         value_masks: Dict[str, List[np.ndarray]] = collections.defaultdict(list)
         for start in range(0, len(images), BATCH):
             maps = predict_maps(segmenter, images[start:start + BATCH])

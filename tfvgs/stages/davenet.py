@@ -22,7 +22,9 @@ def build_dual_encoder(config, loss: Optional[str] = None) -> DualEncoder:
         build_audio_encoder(m.audio_encoder, embedding_dim=m.embedding_dim, width_multiplier=m.audio_width),
         similarity=m.train_similarity, loss=loss or m.loss, margin=m.margin, seed=config.seed,
         crop_weight=config.train.crop_weight)
-    model.compile(optimizer=training.build_optimizer(config.train))
+    # the hardest-impostor stages fine-tune a trained model; see TrainConfig.hardest_lr_scale
+    scale = config.train.hardest_lr_scale if model.loss_kind == "hardest" else 1.0
+    model.compile(optimizer=training.build_optimizer(config.train, lr_scale=scale))
     size = config.world.image_size
     model({"image": tf.zeros([1, size, size, 3]),
            "logmel": tf.zeros([1, config.features.max_frames, config.features.num_mel_bins]),

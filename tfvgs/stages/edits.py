@@ -26,6 +26,7 @@ from tfvgs.stages.davenet import DavenetStage
 
 class EditStage(DavenetStage):
     """A DavenetStage fine-tuned with one edited negative per pair for `edits.steps` steps."""
+    data_kinds = ("gan_pairs",)     # GAN edits need the latents Audio CLEVRGAN records carry
 
     def schedule(self):
         return self.config.edits.steps, self.config.train.checkpoint_every
@@ -124,12 +125,13 @@ class ExactEditsStage(EditStage):
 
     name = "exact_edits"
     init_from = "davenet"
+    data_kinds = ("renderer_edits",)
+    data_splits = ("train",)
 
     def build_train_dataset(self, skip_batches: int) -> tf.data.Dataset:
-        from tfvgs import semantic_eval
         batch = self.config.train.batch_size
-        return semantic_eval.transfer_dataset(self.data_dir, self.config, "train", batch, training=True,
-                                              skip_examples=skip_batches * batch)
+        return data.transfer_dataset(self.data_dir, self.config, "train", batch, training=True,
+                                     skip_examples=skip_batches * batch)
 
     def build_val_dataset(self) -> Optional[tf.data.Dataset]:
         return None

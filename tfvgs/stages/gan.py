@@ -28,7 +28,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfvgs import data, gan_io, gan_quality, schema, training
+from tfvgs import data, gan_io, gan_quality, schema, training, workdir as layout
 from tfvgs.config import GanConfig
 from tfvgs.gan import GrowthPhase, GrowthSchedule, ProgressiveDiscriminator, ProgressiveGAN, ProgressiveGenerator
 from tfvgs.stages.stage import Stage
@@ -173,11 +173,10 @@ class PhaseQuality:
     with the segmenter against rendered images of `gan.quality_split` (`tfvgs.gan_quality.quality_report`)."""
 
     def __init__(self, stage: "GanStage", writer):
-        import tfvgs.models.attribute_segmenter  # noqa: F401 - registers the segmenter for deserialization
         self.stage, self.writer = stage, writer
         g = stage.config.gan
         self.out_dir = os.path.join(stage.stage_dir, "quality")
-        self.segmenter = keras.saving.load_model(stage.segmenter_path, compile=False)
+        self.segmenter = layout.load_model(stage.segmenter_path)
         self.reals = stage.images(g.quality_split, g.quality_samples)
         self.reported = {int(r.get("images_shown", -1)) for r in gan_quality.read_history(self.out_dir)}
 
@@ -220,6 +219,8 @@ class GanStage(Stage):
     `gan.total_kimg` thousand real images; see the module docstring."""
 
     name = "gan"
+    data_kinds = ("scenes", "pairs")
+    data_splits = ("train",)
     # Everything that shapes the GAN, its data and its schedule must match when resuming; the length of the run
     # (total_kimg) and what is logged along the way may change.
     RESUME_INVARIANTS = ("seed", "world", "data", *(
@@ -252,7 +253,7 @@ class GanStage(Stage):
 
     @property
     def segmenter_path(self) -> str:
-        return os.path.join(self.workdir, "segmenter", "model.keras")
+        return layout.model_path(self.workdir, "segmenter")
 
     def images(self, split: str, count: int) -> np.ndarray:
         """The first `count` images of `split` (uint8 [N, S, S, 3]) in file order, for quality reports."""
@@ -331,9 +332,10 @@ class GanStage(Stage):
 
     # --- the driver -------------------------------------------------------------------------------------------
     def run(self) -> Dict[str, float]:
+        self.check_data()
         tf.io.gfile.makedirs(self.stage_dir)
         self.check_resume_config()
-        self.config.save(os.path.join(self.stage_dir, "config.json"))
+        self.config.save(self.config_path)
         g = self.config.gan
         total_images = int(round(g.total_kimg * 1000))
         checkpoint_every = max(1, int(g.checkpoint_every))

@@ -41,6 +41,8 @@ def to_training_pair(batch: Dict[str, tf.Tensor]):
 
 class SegmenterStage(Stage):
     name = "segmenter"
+    data_kinds = ("scenes",)
+    data_splits = ("train", "val", "test")
 
     @property
     def eval_path(self) -> str:

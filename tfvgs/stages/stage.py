@@ -13,7 +13,7 @@ from typing import Dict, List, Optional, Tuple
 import keras
 import tensorflow as tf
 
-from tfvgs import atomic_files, training
+from tfvgs import atomic_files, data, training, workdir as layout
 from tfvgs.config import Config
 
 
@@ -23,6 +23,9 @@ class Stage(abc.ABC):
     name: str = ""
     # The stage whose final model warm-starts this one (paper 000 sec. 6.3), or None to start from scratch.
     init_from: Optional[str] = None
+    # What --data_dir must hold (tfvgs.data.RECORD_KINDS) and which splits, checked before anything is written.
+    data_kinds: Tuple[str, ...] = ("pairs",)
+    data_splits: Tuple[str, ...] = ("train", "val")
 
     def __init__(self, config: Config, workdir: str, data_dir: str,
                  strategy: Optional[tf.distribute.Strategy] = None):
@@ -33,24 +36,28 @@ class Stage(abc.ABC):
 
     @property
     def stage_dir(self) -> str:
-        return os.path.join(self.workdir, self.name)
+        return layout.step_dir(self.workdir, self.name)
 
     @property
     def checkpoint_dir(self) -> str:
-        return os.path.join(self.stage_dir, "checkpoints")
+        return layout.checkpoint_dir(self.workdir, self.name)
 
     @property
     def tensorboard_dir(self) -> str:
-        return os.path.join(self.stage_dir, "tensorboard")
+        return layout.tensorboard_dir(self.workdir, self.name)
 
     @property
     def model_path(self) -> str:
-        return os.path.join(self.stage_dir, "model.keras")
+        return layout.model_path(self.workdir, self.name)
 
     @property
     def done_path(self) -> str:
         """Written last, once every output of the stage exists (`--stage all` skips stages that have it)."""
-        return os.path.join(self.stage_dir, "done.json")
+        return layout.done_path(self.workdir, self.name)
+
+    @property
+    def config_path(self) -> str:
+        return layout.config_path(self.workdir, self.name)
 
     # --- hooks -------------------------------------------------------------------------------------------------
 
@@ -69,11 +76,11 @@ class Stage(abc.ABC):
         """Warm start when there is no checkpoint of this stage yet: by default the weights of `init_from`."""
         if self.init_from is None:
             return
-        path = os.path.join(self.workdir, self.init_from, "model.keras")
+        path = layout.model_path(self.workdir, self.init_from)
         if not tf.io.gfile.exists(path):
             raise FileNotFoundError(f"stage {self.name!r} starts from stage {self.init_from!r}, but {path} does not "
                                     f"exist: run `python -m tfvgs.train --stage {self.init_from}` first")
-        source = keras.saving.load_model(path, compile=False)
+        source = layout.load_model(path)
         if [w.shape for w in source.weights] != [w.shape for w in model.weights]:
             raise ValueError(f"stage {self.name!r} cannot start from {path}: its model has different weights "
                              f"(was it trained with another --config?)")
@@ -108,8 +115,12 @@ class Stage(abc.ABC):
                          "edits.ablation_probabilities", "edits.pixel_change", "edits.min_changed_fraction",
                          "edits.targeted_unit_counts")
 
+    def check_data(self) -> None:
+        """A --data_dir this stage cannot read fails here, in one sentence, before the stage writes anything."""
+        data.check_data_dir(self.data_dir, self.data_kinds, self.data_splits, f"stage {self.name!r}")
+
     def check_resume_config(self) -> None:
-        saved_path = os.path.join(self.stage_dir, "config.json")
+        saved_path = self.config_path
         if not (tf.train.latest_checkpoint(self.checkpoint_dir) and tf.io.gfile.exists(saved_path)):
             return
         saved, current = Config.load(saved_path).to_dict(), self.config.to_dict()
@@ -122,9 +133,10 @@ class Stage(abc.ABC):
                                  f"Resume with the same settings, or use another --workdir.")
 
     def run(self) -> Dict[str, float]:
+        self.check_data()
         tf.io.gfile.makedirs(self.stage_dir)
         self.check_resume_config()
-        self.config.save(os.path.join(self.stage_dir, "config.json"))
+        self.config.save(self.config_path)
         t = self.config.train
         with self.strategy.scope():
             model = self.build_model()
