@@ -44,10 +44,11 @@ def bench(config, data_dir: str, bucket_frames: int, warmup: int, steps: int) ->
     ds = data.pairs_dataset(data_dir, "train", config, config.train.batch_size, training=True, repeat=True,
                             seed=config.seed, bucket_frames=bucket_frames,
                             crop_frames=config.train.crop_frames if config.train.crop_weight else None)
-    iterator = iter(ds)
-    model.fit(iterator, steps_per_epoch=warmup, epochs=1, verbose=0)
+    # Keras 3 `fit` takes the dataset, not an iterator; each call starts it anew (the warm-up fit has traced the
+    # step for every bucket length it met, and the timed one meets the same lengths again)
+    model.fit(ds, steps_per_epoch=warmup, epochs=1, verbose=0)
     start = time.perf_counter()
-    model.fit(iterator, steps_per_epoch=steps, epochs=1, verbose=0)
+    model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0)
     seconds = (time.perf_counter() - start) / steps
     return {"measure": "bucketing", "config": config.name, "bucket_frames": bucket_frames,
             "audio_width": config.model.audio_width, "max_frames": config.features.max_frames,
