@@ -94,7 +94,7 @@ def export_all(workdir: str, output_dir: str, stage: Optional[str] = None,
     config = layout.step_config(workdir, stage, fallback)
     if config is fallback:
         log(f"[export] note: no {layout.config_path(workdir, stage)}; using the {fallback.name!r} config")
-    model = layout.load_step_model(workdir, stage, needed_by="export")
+    model = layout.load_step_model(workdir, stage)
     similarity = similarity or config.model.eval_similarity
 
     version = int(version) if version is not None else serving_config.next_version(output_dir)

@@ -93,17 +93,16 @@ def trained_models(workdir: str) -> Dict[str, int]:
     return {os.path.relpath(p, workdir): os.stat(p).st_mtime_ns for p in sorted(paths)}
 
 
-def earlier_run(workdir: str) -> Optional[dict]:
-    """The previous demo_summary.json of W when every model it exported is unchanged and its export exists, else
-    None (then the run exports a new version and is timed anew)."""
+def earlier_run(workdir: str, models: Dict[str, int]) -> Optional[dict]:
+    """The previous demo_summary.json of W when its models were `models` (trained_models: nothing retrained since)
+    and its export exists, else None (then the run exports a new version and is timed anew)."""
     path = os.path.join(workdir, "demo_summary.json")
     if not os.path.exists(path):
         return None
     with open(path) as f:
         previous = json.load(f)
-    exported = [v for k, v in previous.get("serving", {}).items()]
-    if previous.get("models") != trained_models(workdir) or not exported or not all(
-            os.path.exists(p) for p in exported):
+    exported = list(previous.get("serving", {}).values())
+    if previous.get("models") != models or not exported or not all(os.path.exists(p) for p in exported):
         return None
     return previous
 
@@ -175,8 +174,8 @@ def run(argv: Optional[Sequence[str]] = None) -> dict:
 
     t = _step(f"3/4 export SavedModels -> {workdir}/serving")
     serving_dir = os.path.join(workdir, "serving")
-    previous = earlier_run(workdir)
     summary["models"] = trained_models(workdir)
+    previous = earlier_run(workdir, summary["models"])
     if previous is not None:
         print("    done already, skipped: no model changed since the export of the first run", flush=True)
         serving = previous["serving"]
@@ -203,7 +202,8 @@ def run(argv: Optional[Sequence[str]] = None) -> dict:
         json.dump(summary, f, indent=2, default=str)
     _done(t, report)
     took = (time.perf_counter() - start) / 60
-    print(f"\nDone in {took:.1f} min{f' (the first run took {minutes:.1f})' if previous is not None else ''}. Open {report} (pictures, links), {workdir}/eval/report.md (the paper's "
+    first = f" (the first run took {minutes:.1f})" if previous is not None else ""
+    print(f"\nDone in {took:.1f} min{first}. Open {report} (pictures, links), {workdir}/eval/report.md (the paper's "
           f"tables beside ours).\nTensorBoard: tensorboard --logdir {workdir}\nSavedModels: {serving_dir} "
           f"(models.config for TF Serving)", flush=True)
     return summary

@@ -32,13 +32,10 @@ MATCHMAP_PAIRS = 4
 
 def load_stage_model(workdir: str, stage: str, config: config_lib.Config, from_checkpoint: bool = False):
     """The stage's final model.keras, or (with from_checkpoint, e.g. while it still trains) its latest checkpoint."""
-    import tensorflow as tf
     if not from_checkpoint:
-        if not tf.io.gfile.exists(layout.model_path(workdir, stage)):
-            raise FileNotFoundError(f"no trained model for stage {stage!r}: {layout.model_path(workdir, stage)} is "
-                                    f"missing (run python -m tfvgs.train --stage {stage} first, or pass "
-                                    f"--from_checkpoint)")
-        return layout.load_model(layout.model_path(workdir, stage), compile=True)
+        return layout.load_step_model(workdir, stage, compile=True, hint=", or pass --from_checkpoint")
+    import tensorflow as tf
+
     from tfvgs import stages, training
     checkpoint_dir = layout.checkpoint_dir(workdir, stage)
     latest = tf.train.latest_checkpoint(checkpoint_dir)
@@ -117,7 +114,6 @@ def evaluate_stage(workdir: str, stage: str, data_dir: str, *, split: str = "tes
     overwritten (ValueError before any work) unless `force`: eval/report.md is built from those files.
     """
     from tfvgs import data, retrieval
-    data.check_data_dir(data_dir, ("pairs",), (split,), "evaluate")
     config, num_pairs, kind = _resolve(workdir, stage, config, overrides, num_pairs, similarity)
     settings = eval_settings(data_dir, split=split, num_pairs=num_pairs, similarity=kind, semantic_dir=semantic_dir,
                              transfer_dir=transfer_dir, from_checkpoint=from_checkpoint)
@@ -125,7 +121,7 @@ def evaluate_stage(workdir: str, stage: str, data_dir: str, *, split: str = "tes
     dropped = [] if force else results_it_would_drop(workdir, stage, fingerprint, semantic_dir=semantic_dir,
                                                      transfer_dir=transfer_dir)
     if dropped:
-        path = os.path.join(layout.eval_dir(workdir, stage), "metrics.json")
+        path = layout.metrics_path(workdir, stage)
         held = ", ".join(f"{key} ({flag} {where})" for key, flag, where in dropped)
         raise ValueError(f"{path} holds {held} of this same model, which this evaluation would drop. Pass "
                          + " and ".join(f"{flag} {where}" for _, flag, where in dropped)
@@ -149,12 +145,12 @@ def evaluate_stage(workdir: str, stage: str, data_dir: str, *, split: str = "tes
     import tensorflow as tf
     out_dir = layout.eval_dir(workdir, stage)
     tf.io.gfile.makedirs(out_dir)
-    with tf.io.gfile.GFile(os.path.join(out_dir, "metrics.json"), "w") as f:
+    with tf.io.gfile.GFile(layout.metrics_path(workdir, stage), "w") as f:
         json.dump(metrics, f, indent=2, sort_keys=True)
     write_report(os.path.join(out_dir, "report.md"), stage, metrics)
     m = metrics["recall"]["mean"]
     print(f"[evaluate {stage}] {metrics['n_pairs']} pairs, {kind}: mean R@1 {100 * m['1']:.1f} "
-          f"R@5 {100 * m['5']:.1f} R@10 {100 * m['10']:.1f} -> {out_dir}/metrics.json", flush=True)
+          f"R@5 {100 * m['5']:.1f} R@10 {100 * m['10']:.1f} -> {layout.metrics_path(workdir, stage)}", flush=True)
     return metrics
 
 
@@ -171,17 +167,24 @@ def model_fingerprint(workdir: str, stage: str) -> Optional[Dict[str, int]]:
     return {"mtime_nsec": int(stat.mtime_nsec), "length": int(stat.length)}
 
 
+def metrics_of_this_model(workdir: str, stage: str,
+                          fingerprint: Optional[Dict[str, int]]) -> Optional[Dict[str, Any]]:
+    """The stage's metrics.json if it measured the model file `fingerprint` (model_fingerprint), else None."""
+    import tensorflow as tf
+    path = layout.metrics_path(workdir, stage)
+    if fingerprint is None or not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as f:
+        metrics = json.load(f)
+    return metrics if metrics.get("model_file") == fingerprint else None
+
+
 def results_it_would_drop(workdir: str, stage: str, fingerprint: Optional[Dict[str, int]], *,
                           semantic_dir: Optional[str], transfer_dir: Optional[str]) -> list:
     """[(key, flag, its earlier dir)] for each result of the stage's metrics.json, made on the model file
     `fingerprint`, that an evaluation without that flag would not compute again."""
-    import tensorflow as tf
-    path = os.path.join(layout.eval_dir(workdir, stage), "metrics.json")
-    if fingerprint is None or not tf.io.gfile.exists(path):
-        return []
-    with tf.io.gfile.GFile(path) as f:
-        metrics = json.load(f)
-    if metrics.get("model_file") != fingerprint:
+    metrics = metrics_of_this_model(workdir, stage, fingerprint)
+    if metrics is None:
         return []
     earlier = metrics.get("settings", {})
     return [(key, flag, earlier.get(setting)) for key, flag, setting, given in (
@@ -191,16 +194,8 @@ def results_it_would_drop(workdir: str, stage: str, fingerprint: Optional[Dict[s
 
 def up_to_date_metrics(workdir: str, stage: str, settings: Dict[str, Any]) -> Optional[Dict[str, Any]]:
     """The stage's metrics.json if it measured the model.keras there now and was made with `settings`, else None."""
-    import tensorflow as tf
-    path = os.path.join(layout.eval_dir(workdir, stage), "metrics.json")
-    if not tf.io.gfile.exists(path):
-        return None
-    with tf.io.gfile.GFile(path) as f:
-        metrics = json.load(f)
-    fingerprint = model_fingerprint(workdir, stage)
-    if fingerprint is None or metrics.get("model_file") != fingerprint:
-        return None
-    return metrics if metrics.get("settings") == settings else None
+    metrics = metrics_of_this_model(workdir, stage, model_fingerprint(workdir, stage))
+    return metrics if metrics is not None and metrics.get("settings") == settings else None
 
 
 def detect_caption_style(data_dir: str, split: str, max_records: int = 64) -> Tuple[str, str]:
@@ -260,7 +255,8 @@ def evaluate_all(workdir: str, data_dir: str, *, split: str = "test", num_pairs:
     statuses, metrics_paths, configs = {}, {}, {}
     for stage in stages:
         if not tf.io.gfile.exists(layout.model_path(workdir, stage)):
-            print(f"[evaluate --all] {stage}: not trained ({layout.model_path(workdir, stage)} is missing)", flush=True)
+            print(f"[evaluate --all] {stage}: not trained ({layout.model_path(workdir, stage)} is missing)",
+                  flush=True)
             stage_metrics[stage] = None
             continue
         stage_cfg, n, kind = _resolve(workdir, stage, config, overrides, num_pairs, similarity)
@@ -277,7 +273,7 @@ def evaluate_all(workdir: str, data_dir: str, *, split: str = "test", num_pairs:
                                      force=force)
             statuses[stage] = "evaluated"
         stage_metrics[stage] = metrics
-        metrics_paths[stage] = os.path.join(layout.eval_dir(workdir, stage), "metrics.json")
+        metrics_paths[stage] = layout.metrics_path(workdir, stage)
 
     if caption_style:
         style, source = caption_style, "given by --caption_style"
@@ -350,7 +346,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         parser.error("--all evaluates final models only; drop --from_checkpoint")
     common = dict(split=args.split, num_pairs=args.num_pairs, similarity=args.similarity,
                   semantic_dir=args.semantic_dir, transfer_dir=args.transfer_dir,
-                  config=config_lib.config_from_args(args, saved=layout.saved_config(args.workdir)), overrides=args.overrides)
+                  config=config_lib.config_from_args(args, saved=layout.saved_config(args.workdir)),
+                  overrides=args.overrides)
     from tfvgs import data
     try:
         data.check_data_dir(args.data_dir, ("pairs",), (args.split,), "evaluate")

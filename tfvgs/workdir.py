@@ -45,6 +45,10 @@ def eval_dir(workdir: str, stage: str) -> str:
     return os.path.join(workdir, "eval", stage)
 
 
+def metrics_path(workdir: str, stage: str) -> str:
+    return os.path.join(eval_dir(workdir, stage), "metrics.json")
+
+
 def step_config(workdir: str, step: str, fallback=None):
     """The config the step ran with (W/<step>/config.json), else `fallback` (ValueError when that is None)."""
     import tensorflow as tf
@@ -82,12 +86,11 @@ def load_model(path: str, *, compile: bool = False):
     return keras.saving.load_model(path, compile=compile)
 
 
-def load_step_model(workdir: str, step: str, *, compile: bool = False, needed_by: str = ""):
-    """W/<step>/model.keras, or FileNotFoundError saying which command makes it."""
+def load_step_model(workdir: str, step: str, *, compile: bool = False, hint: str = ""):
+    """W/<step>/model.keras, or FileNotFoundError saying which command makes it (and `hint`, another way out)."""
     import tensorflow as tf
     path = model_path(workdir, step)
     if not tf.io.gfile.exists(path):
-        who = f"{needed_by} needs it: " if needed_by else ""
-        raise FileNotFoundError(f"no trained model for stage {step!r}: {path} is missing ({who}run "
-                                f"`python -m tfvgs.train --stage {step}` first)")
+        raise FileNotFoundError(f"no trained model for stage {step!r}: {path} is missing (run "
+                                f"`python -m tfvgs.train --stage {step}` first{hint})")
     return load_model(path, compile=compile)
