@@ -115,3 +115,14 @@ def test_espeak_is_required_only_where_the_pipeline_speaks(monkeypatch, runner, 
             common.check_local_espeak(options)
     else:
         common.check_local_espeak(options)
+
+
+def test_reject_logs_the_first_few_and_sends_every_rejection_to_the_dead_letter_output(caplog):
+    import logging
+    reject = common.Reject("describe", log_first=3)
+    with caplog.at_level(logging.WARNING):
+        outputs = [reject(f"item-{i}", "segmenter: no object found") for i in range(10)]
+    assert [o.value["id"] for o in outputs] == [f"item-{i}" for i in range(10)]     # nothing dropped
+    assert all(o.tag == common.REJECTED_TAG for o in outputs)
+    lines = [r.getMessage() for r in caplog.records if "rejected item-" in r.getMessage()]
+    assert len(lines) == 3 and "rejected.jsonl" in lines[-1], lines

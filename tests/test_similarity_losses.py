@@ -196,6 +196,37 @@ def test_semi_hard_loss_kind_is_the_sum_of_sampled_and_semi_hard_terms():
         losses.check_loss_kind("random")
 
 
+def test_hardest_with_a_companion_term_sums_both_terms():
+    s = tf.constant(HAND_SCORES)
+    u = [tf.constant([0.1, 0.3, 0.5, 0.7]), tf.constant([0.2, 0.4, 0.6, 0.8])]
+    terms, _ = losses.triplet_loss_terms("hardest_sampled", s, s, POSITIVES, u, 1.0)
+    assert set(terms) == {"sampled", "hardest"}
+    np.testing.assert_allclose(terms["sampled"], losses.sampled_triplet_loss(s, s, POSITIVES, u))
+    np.testing.assert_allclose(terms["hardest"], losses.hardest_triplet_loss(s, s, POSITIVES))
+    terms, _ = losses.triplet_loss_terms("hardest_mms", s, s, POSITIVES, None, 1.0)
+    assert set(terms) == {"mms", "hardest"}
+    np.testing.assert_allclose(terms["mms"], losses.mms_loss(s, s, POSITIVES))
+    assert [losses.uses_hardest(k) for k in losses.LOSS_KINDS] == [False, False, True, False, True, True]
+
+
+def test_shrinking_every_score_lowers_the_hardest_loss_alone_but_not_with_a_companion():
+    # a model that ranks well on average (positives 4, other impostors 0) but has one hard impostor per anchor
+    # (4.5, above the positive): the hardest hinge is 1.5 per direction, more than the margin all-zero scores give
+    scores = np.zeros([4, 4], np.float32)
+    np.fill_diagonal(scores, 4.0)
+    scores[[0, 1, 2, 3], [1, 0, 3, 2]] = 4.5                  # symmetric: both directions see the same impostors
+    trained, collapsed = tf.constant(scores), tf.zeros([4, 4])
+    uniforms = [tf.constant([0.9, 0.9, 0.0, 0.0])] * 2       # sampled impostors: columns 3, 3, 0, 0 (scores 0)
+    positives = tf.range(4)
+
+    def mean_loss(kind, s):
+        terms, _ = losses.triplet_loss_terms(kind, s, tf.transpose(s), positives, uniforms, 1.0)
+        return float(tf.reduce_mean(tf.add_n(list(terms.values()))))
+    assert mean_loss("hardest", collapsed) < mean_loss("hardest", trained)           # 2.0 < 3.0: collapse pays
+    assert mean_loss("hardest_sampled", collapsed) > mean_loss("hardest_sampled", trained)   # 2 + 2 > 3 + 0
+    # (hardest_mms guards less: here its softmax term is 4.4 collapsed against 3.4 trained, 6.43 vs 6.44 in all)
+
+
 def test_hardest_of_both_takes_the_edited_negative_only_when_harder_and_valid():
     in_batch = tf.constant([1.0, 1.0, 1.0, 1.0])
     edited = tf.constant([2.0, 0.5, 3.0, 1.5])

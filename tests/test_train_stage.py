@@ -37,6 +37,33 @@ def test_console_shows_progress_bars_only_on_a_terminal():
     assert training.console_verbosity(io.StringIO()) == 2
 
 
+def test_chunk_plan_ends_exactly_at_the_step_count():
+    # (first epoch, epochs, steps per epoch) of each fit call
+    assert training.chunk_plan(0, 600, 200) == [(0, 3, 200)]
+    assert training.chunk_plan(0, 40, 200) == [(0, 1, 40)]             # not rounded up to a whole chunk
+    assert training.chunk_plan(0, 500, 200) == [(0, 2, 200), (0, 1, 100)]
+    assert training.chunk_plan(200, 500, 200) == [(1, 2, 200), (0, 1, 100)]   # resumed after the first chunk
+    assert training.chunk_plan(400, 500, 200) == [(0, 1, 100)]
+    assert training.chunk_plan(500, 500, 200) == [] == training.chunk_plan(600, 500, 200)
+    for done, steps, chunk in [(0, 7, 3), (3, 7, 3), (6, 7, 3), (0, 1, 5), (4, 12, 4)]:
+        plan = training.chunk_plan(done, steps, chunk)
+        assert done + sum(e_steps * (epochs - first) for first, epochs, e_steps in plan) == steps
+
+
+def test_steps_not_a_multiple_of_the_checkpoint_interval_train_exactly(tiny_world, tmp_path):
+    import warnings
+    workdir = str(tmp_path / "w")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        train.main(["--stage", "davenet", "--config", "tiny", "--data_dir", tiny_world["pairs"], "--workdir",
+                    workdir, "--set", "train.steps=6", "--set", "train.checkpoint_every=4"])
+    checkpoints = tf.train.get_checkpoint_state(os.path.join(workdir, "davenet", "checkpoints"))
+    steps = sorted(int(p.rsplit("-", 1)[1]) for p in checkpoints.all_model_checkpoint_paths)
+    assert steps == [4, 6], steps                       # one chunk of 4, then the last 2; not 8
+    # Keras warns that shuffle=True is ignored for a tf.data input unless fit is told shuffle=False
+    assert not [w for w in caught if "shuffle" in str(w.message)], [str(w.message) for w in caught]
+
+
 def test_davenet_stage_trains_saves_and_evaluates(tiny_world, tmp_path, capsys):
     workdir = str(tmp_path / "w")
     logs = train.main(["--stage", "davenet", "--config", "tiny", "--data_dir", tiny_world["pairs"],

@@ -115,6 +115,10 @@ class TrainConfig:
     # start from a trained model. With AdamW at the from-scratch rate the hardest-impostor hinge collapsed every
     # embedding to one point within 200 steps (demo: val R@10 21.5 -> 0.2, chance 5); 0.1 did not collapse.
     hardest_lr_scale: float = 1.0
+    # The loss of the Hard Neg stages (hard_negatives, hn_*_edits): "hardest" is paper 000's literal recipe;
+    # "hardest_sampled" / "hardest_mms" add the sampled / masked-margin-softmax term that keeps it from collapsing
+    # (tfvgs.losses; paper 001 sec. 4.4 pairs its hard mining with the sampled loss the same way).
+    hard_negative_loss: str = "hardest"
     summary_pairs: int = 4              # fixed pairs whose matchmaps and audio go to TensorBoard
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import os
 import sys
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import keras
 import tensorflow as tf
@@ -142,32 +142,52 @@ def console_verbosity(stream=None) -> int:
     return 1 if getattr(stream, "isatty", lambda: False)() else 2
 
 
+def chunk_plan(done: int, steps: int, chunk: int) -> List[Tuple[int, int, int]]:
+    """The fit calls that take a model from step `done` to exactly `steps`: (first epoch, epochs, steps per epoch).
+
+    Checkpoints fall every `chunk` steps and at `steps` itself: a last chunk shorter than the rest is its own fit
+    call (Keras' steps_per_epoch is fixed within a call), so 40 steps at checkpoint_every 200 train 40, not 200."""
+    chunk = max(1, int(chunk))
+    full = steps // chunk
+    plan = []
+    if done < full * chunk:
+        plan.append((done // chunk, full, chunk))
+    remainder = steps - full * chunk
+    if remainder and done < steps:
+        plan.append((0, 1, steps - max(done, full * chunk)))
+    return plan
+
+
 def fit_resumable(model: keras.Model, make_train_dataset: Callable[[int], tf.data.Dataset], *, steps: int,
                   checkpoint_every: int, manager: tf.train.CheckpointManager, callbacks: List = (),
                   validation_data: Optional[tf.data.Dataset] = None,
                   verbose: Optional[int] = None) -> Dict[str, float]:
-    """Trains until `steps` (rounded up to whole chunks) from wherever the restored optimizer step is.
+    """Trains from wherever the restored optimizer step is to exactly `steps`, checkpointing every
+    `checkpoint_every` steps and at the end (`chunk_plan`).
 
     `make_train_dataset(skip_batches)` must return the endless training dataset with its first `skip_batches`
     batches skipped. Returns the last logs; raises NonFiniteLossError on a NaN/inf loss, and a DataLossError naming
     the shard when a TFRecord shard read through `tfvgs.data` is corrupt.
     """
     verbose = console_verbosity() if verbose is None else verbose
-    chunk = max(1, int(checkpoint_every))
-    total_chunks = max(1, math.ceil(steps / chunk))
     done = int(model.optimizer.iterations.numpy())
-    initial_chunk = done // chunk
-    if initial_chunk >= total_chunks:
+    plan = chunk_plan(done, int(steps), checkpoint_every)
+    if not plan:
         print(f"already trained {done} steps (>= {steps}); nothing to do", flush=True)
         return {}
     saver = CheckpointEveryChunk(manager)
-    with data.corrupt_shards_named():  # tf.data's DataLossError names no file
-        history = model.fit(make_train_dataset(done), epochs=total_chunks, initial_epoch=initial_chunk,
-                            steps_per_epoch=chunk, callbacks=[saver, *callbacks], validation_data=validation_data,
-                            verbose=verbose)
-    if not saver.finite:
-        raise NonFiniteLossError(
-            f"non-finite loss at step {int(model.optimizer.iterations.numpy())}; stopped. The last good checkpoint "
-            f"is kept: {manager.latest_checkpoint}. Lower train.learning_rate or check the data.")
-    return {k: float(v[-1]) for k, v in history.history.items() if v}
+    logs: Dict[str, float] = {}
+    for initial_epoch, epochs, steps_per_epoch in plan:
+        with data.corrupt_shards_named():  # tf.data's DataLossError names no file
+            # shuffle=False: the dataset is shuffled (seeded, resumable) by tfvgs.data; Keras would warn it ignores it
+            history = model.fit(make_train_dataset(int(model.optimizer.iterations.numpy())), epochs=epochs,
+                                initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch,
+                                callbacks=[saver, *callbacks], validation_data=validation_data, verbose=verbose,
+                                shuffle=False)
+        if not saver.finite:
+            raise NonFiniteLossError(
+                f"non-finite loss at step {int(model.optimizer.iterations.numpy())}; stopped. The last good "
+                f"checkpoint is kept: {manager.latest_checkpoint}. Lower train.learning_rate or check the data.")
+        logs = {k: float(v[-1]) for k, v in history.history.items() if v}
+    return logs
 

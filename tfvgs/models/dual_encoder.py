@@ -44,7 +44,8 @@ class DualEncoder(keras.Model):
         image_encoder: layer mapping images [B, H, W, 3] to [B, H', W', D].
         audio_encoder: layer mapping log-mel [B, T, F] to [B, T', D], with `output_frames(nframes)`.
         similarity: "sisa" (default; paper 001 uses it with semi-hard mining), "misa" (paper 000) or "sima".
-        loss: "sampled" (eq. 11), "semi_hard" (eq. 15 = sampled + semi-hard), "hardest" (paper 000) or "mms"
+        loss: "sampled" (eq. 11), "semi_hard" (eq. 15 = sampled + semi-hard), "hardest" (paper 000), "mms", or
+            "hardest_sampled" / "hardest_mms" (the hardest term plus another, tfvgs.losses)
             (masked margin softmax over all impostors, Ilharco et al. 2019; see tfvgs.losses).
         margin: triplet margin eta (paper: 1).
         seed: seed of the impostor sampling.
@@ -72,8 +73,7 @@ class DualEncoder(keras.Model):
         self.crop_weight = float(crop_weight)
         if self.crop_weight < 0:
             raise ValueError(f"`crop_weight` must be >= 0. Received: crop_weight={crop_weight}")
-        self.term_names = {"sampled": ("sampled",), "semi_hard": ("sampled", "semi_hard"),
-                           "hardest": ("hardest",), "mms": ("mms",)}[self.loss_kind]
+        self.term_names = triplet_losses.LOSS_TERMS[self.loss_kind]
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.term_trackers = [keras.metrics.Mean(name=f"{t}_loss") for t in self.term_names]
         self.edit_valid_tracker = keras.metrics.Mean(name="edit_valid_fraction")

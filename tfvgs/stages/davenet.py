@@ -7,7 +7,7 @@ from typing import Optional
 import keras
 import tensorflow as tf
 
-from tfvgs import data, training
+from tfvgs import data, losses as triplet_losses, training
 from tfvgs.models import DualEncoder, build_audio_encoder, build_image_encoder
 from tfvgs.stages.stage import Stage
 from tfvgs.summaries import MatchmapSummaries, RecallSummaries
@@ -23,7 +23,7 @@ def build_dual_encoder(config, loss: Optional[str] = None) -> DualEncoder:
         similarity=m.train_similarity, loss=loss or m.loss, margin=m.margin, seed=config.seed,
         crop_weight=config.train.crop_weight)
     # the hardest-impostor stages fine-tune a trained model; see TrainConfig.hardest_lr_scale
-    scale = config.train.hardest_lr_scale if model.loss_kind == "hardest" else 1.0
+    scale = config.train.hardest_lr_scale if triplet_losses.uses_hardest(model.loss_kind) else 1.0
     model.compile(optimizer=training.build_optimizer(config.train, lr_scale=scale))
     size = config.world.image_size
     model({"image": tf.zeros([1, size, size, 3]),
@@ -35,7 +35,7 @@ def build_dual_encoder(config, loss: Optional[str] = None) -> DualEncoder:
 
 class DavenetStage(Stage):
     name = "davenet"
-    loss: Optional[str] = None  # None: config.model.loss
+    hard_negatives = False      # True: trains with config.train.hard_negative_loss instead of config.model.loss
 
     def build_train_dataset(self, skip_batches: int) -> tf.data.Dataset:
         batch = self.config.train.batch_size
@@ -53,7 +53,14 @@ class DavenetStage(Stage):
         return ds.apply(tf.data.experimental.assert_cardinality(batches))
 
     def build_model(self) -> keras.Model:
-        return build_dual_encoder(self.config, self.loss)
+        if not self.hard_negatives:
+            return build_dual_encoder(self.config)
+        loss = self.config.train.hard_negative_loss
+        if not triplet_losses.uses_hardest(loss):
+            raise ValueError(f"stage {self.name!r} trains on the hardest impostor: train.hard_negative_loss must be "
+                             f"one of {[k for k in triplet_losses.LOSS_KINDS if triplet_losses.uses_hardest(k)]}. "
+                             f"Received: {loss!r}")
+        return build_dual_encoder(self.config, loss)
 
     def callbacks(self, model):
         t = self.config.train
@@ -66,5 +73,5 @@ class DavenetStage(Stage):
 
 class HardNegativesStage(DavenetStage):
     name = "hard_negatives"
-    loss = "hardest"
+    hard_negatives = True
     init_from = "davenet"

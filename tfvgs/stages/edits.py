@@ -78,7 +78,7 @@ class RandomEditsStage(EditStage):
 
 class HnRandomEditsStage(RandomEditsStage):
     name = "hn_random_edits"
-    loss = "hardest"
+    hard_negatives = True
     init_from = "hard_negatives"
 
 
@@ -113,7 +113,7 @@ class TargetedEditsStage(RandomEditsStage):
 
 class HnTargetedEditsStage(TargetedEditsStage):
     name = "hn_targeted_edits"
-    loss = "hardest"
+    hard_negatives = True
     init_from = "hn_random_edits"
     cluster_stage = "hn_cluster"
 
