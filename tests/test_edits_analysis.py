@@ -286,3 +286,22 @@ def test_label_clusters_on_planted_masks():
     assert by_value[0] == ("color", "red", 1.0)
     with pytest.raises(ValueError, match="keys"):
         label_clusters({0: red}, {"crimson": red})
+
+
+def test_edit_picture_has_a_header_naming_its_columns_and_one_row_per_pair(tmp_path):
+    from PIL import Image
+    from tfvgs.edits import edit_report
+    rng = np.random.default_rng(0)
+    edits = {"original": rng.uniform(-1, 1, [3, 32, 32, 3]).astype(np.float32),
+             "edited": rng.uniform(-1, 1, [3, 32, 32, 3]).astype(np.float32),
+             "valid": np.array([True, False, True]), "location": np.zeros([3, 8, 8], np.float32),
+             "cluster": np.full([3], -1, np.int32)}
+    path = str(tmp_path / "edits.png")
+    edit_report.edit_picture(edits, path)
+    picture = np.asarray(Image.open(path))
+    tile = 32 * 4                                        # 32 px images are enlarged to 128
+    assert picture.shape == (12 + 3 * (12 + tile), 3 * tile, 3)
+    header = picture[:12]
+    for column in range(3):                              # each column has its title written above it
+        assert (header[:, column * tile:(column + 1) * tile] < 128).any(), column
+    assert len(edit_report.COLUMN_TITLES) == 3

@@ -114,6 +114,10 @@ def test_all_reports_trained_stages_as_evaluated_alone(tiny_world, test_sets, tm
     for text in ("not trained", "Exact Edits", "14.9", "| Random Edits | 75.0 | 8 | 87.5 | color 50.0 (n=4), size 100.0 "
                  "(n=4) | — |", "../random_edits/edits.png", "matchmaps.png"):
         assert text in markdown, text
+    # the header gives the pairs each stage was evaluated on, not only the cap that was asked for
+    used = sorted({r["n_pairs"] for r in report["table2"] if r["n_pairs"] is not None})
+    assert (f"{used[0]} pairs (at most" if len(used) == 1 else f"{used[0]}-{used[-1]} pairs") in markdown
+    assert "`random` in *per family* counts" in markdown and "kid_std" not in markdown.split("(FID/KID")[0]
 
 
 def test_rerun_reuses_up_to_date_metrics(tiny_world, tmp_path):

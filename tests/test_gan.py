@@ -347,6 +347,36 @@ def test_schedule_next_boundary_is_where_level_or_transition_changes():
     assert schedule.next_boundary(60) is None        # final level fully faded in
 
 
+def test_phases_between_cover_the_range_one_phase_each():
+    schedule = GrowthSchedule(16, lod_training_kimg=0.01, lod_transition_kimg=0.02)   # boundaries 11, 30, 41, 60
+    phases = schedule.phases_between(0, 100)
+    assert [(p.level, p.in_transition, n) for p, n in phases] == [
+        (0, False, 11), (1, True, 19), (1, False, 11), (2, True, 19), (2, False, 40)]
+    assert [(p.level, n) for p, n in schedule.phases_between(35, 50)] == [(1, 6), (2, 9)]
+    assert schedule.phases_between(50, 50) == []
+
+
+def test_gan_stage_eta_counts_every_phase_still_to_come():
+    import types
+    from tfvgs.stages.gan import GanProgress
+    schedule = GrowthSchedule(16, lod_training_kimg=0.01, lod_transition_kimg=0.02, minibatch_base=2,
+                              minibatch_per_resolution={4: 4})
+    progress = GanProgress.__new__(GanProgress)      # only the measurement state, no stage or writer
+    progress.set_model(types.SimpleNamespace(schedule=schedule))
+    progress.total_images, progress.phase_rates, progress.last_phase = 100, {}, None
+    assert math.isnan(progress.eta_seconds(0))       # nothing measured yet
+    # level 0 measured at 0.1 s per step of 4 images: 0.1 s per step per block
+    progress.phase_rates[(0, False)] = [40, 1.0]
+    progress.last_phase = schedule.phase_at(0)
+    # from image 5: 6 more at level 0 (0.025 s each), then 19 + 11 images at level 1 (2 per step, 2 blocks:
+    # 0.2 s per step) and 19 + 40 at level 2 (3 blocks: 0.3 s per step)
+    expected = 6 * 0.025 + (19 + 11) / 2 * 0.2 + (19 + 40) / 2 * 0.3
+    assert progress.eta_seconds(5) == pytest.approx(expected)
+    # a phase once measured counts at its own rate
+    progress.phase_rates[(1, True)] = [19, 19.0]
+    assert progress.eta_seconds(11) == pytest.approx(19 * 1.0 + 11 / 2 * 0.2 + 59 / 2 * 0.3)
+
+
 def test_schedule_rejects_bad_arguments_and_round_trips():
     with pytest.raises(ValueError, match="max_resolution"):
         GrowthSchedule(30)

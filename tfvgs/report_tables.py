@@ -267,8 +267,13 @@ def format_markdown(report: Mapping[str, Any]) -> str:
     paper_names = {"synthetic": "paper, synthetic", "human": "paper, human"}
     lines = ["# Evaluation of the curriculum (paper 000 Tables 1-2, sec. 6.4-6.5)", ""]
     if settings:
-        lines += [f"Held-out pairs: split `{settings.get('split')}` of `{settings.get('data_dir')}`, up to "
-                  f"{settings.get('num_pairs')} pairs, similarity {str(settings.get('similarity')).upper()}. "
+        used = sorted({r["n_pairs"] for r in report.get("table2", []) if r.get("n_pairs") is not None})
+        counted = (f"{used[0]} pairs" if len(used) == 1 else
+                   f"{'-'.join(str(n) for n in (used[0], used[-1]))} pairs (per stage in Table 2)" if used else
+                   "no pairs evaluated yet")
+        lines += [f"Held-out pairs: split `{settings.get('split')}` of `{settings.get('data_dir')}`, {counted} "
+                  f"(at most {settings.get('num_pairs')} asked), similarity "
+                  f"{str(settings.get('similarity')).upper()}. "
                   f"Semantic set: `{settings.get('semantic_dir') or 'none'}`; transfer set: "
                   f"`{settings.get('transfer_dir') or 'none'}`.", ""]
     lines += [f"Caption style: **{report['caption_style']}** ({report['caption_style_source'] or 'given'}); "
@@ -331,21 +336,33 @@ def format_markdown(report: Mapping[str, Any]) -> str:
 
     lines += ["", "## Edit success (sec. 6.4: the segmenter's description changes in the edited attribute only)", "",
               "| method | success | edits | any change | per family | paper |", "|---|---|---|---|---|---|"]
-    for r in report["edit_success"]:
+    edit_rows = list(report["edit_success"])
+    for r in edit_rows:
         ours = r["ours"]
         if ours is not None:
             cells = [_pct(ours.get("rate")), str(ours.get("n", "")), _pct(ours.get("any_change_rate")),
                      _per_family(ours.get("per_family"))]
         else:
-            cells = [NOT_TRAINED if not r["trained"] else "no edit_success.json", "", "", ""]
+            cells = [NOT_TRAINED if not r["trained"] else
+                     "not measured (renderer edits: exact by construction)" if r["stage"] == "exact_edits" else
+                     "not measured (no edit_success.json)", "", "", ""]
         lines.append(f"| {r['row']} | " + " | ".join(cells) + f" | {_pct(r['paper'])} |")
 
+    if any(r["ours"] for r in edit_rows):
+        lines += ["", "Success: a targeted edit changes the segmenter's description of the edited image in exactly "
+                  "its cluster's attribute family; an edit with no family to aim at (every random edit) succeeds "
+                  "on any change. Any change: an attribute of the object nearest the ablated cells, or the number "
+                  "of objects, differs. `random` in *per family* counts the edits with no family: random edits, "
+                  "and targeted edits from clusters the cluster stage could not label."]
     if report.get("gan_quality") or report.get("segmenter") or report.get("clusters"):
         lines += ["", "## Other stages", ""]
         if report.get("gan_quality"):
             q = report["gan_quality"]
             lines.append("- GAN quality (segmenter features): " + ", ".join(
-                f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in q.items()))
+                f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in q.items()
+                if k != "kid_std") + (" (FID/KID: distances between GAN and rendered images' segmenter features, "
+                                       "0 = same distribution; kid_std, the spread of KID over subsets, is in "
+                                       "gan/quality/quality.json)" if "kid_std" in q else ""))
         if report.get("segmenter"):
             lines.append("- Segmenter: " + ", ".join(
                 f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in report["segmenter"].items()))

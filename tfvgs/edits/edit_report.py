@@ -17,6 +17,7 @@ import tensorflow as tf
 from tfvgs import workdir as layout
 
 PICTURE_PAIRS = 8
+COLUMN_TITLES = ("original (ablated: red)", "edited", "difference")
 
 
 def collect_edits(model, source, pairs: tf.data.Dataset, limit: int) -> Dict[str, np.ndarray]:
@@ -44,7 +45,8 @@ def collect_edits(model, source, pairs: tf.data.Dataset, limit: int) -> Dict[str
 
 def edit_picture(edits: Dict[str, np.ndarray], path: str, labels: Optional[Sequence] = None,
                  count: int = PICTURE_PAIRS) -> None:
-    """Rows of original | edited | |difference| with the ablated h4 cells outlined on the original."""
+    """Rows of original | edited | |difference| under a header naming them, the ablated h4 cells outlined on the
+    original."""
     from PIL import Image, ImageDraw
     scale = max(1, 128 // edits["original"].shape[1])     # small images are enlarged (nearest) to be seen
 
@@ -72,7 +74,12 @@ def edit_picture(edits: Dict[str, np.ndarray], path: str, labels: Optional[Seque
         strip = Image.new("RGB", (original.shape[1] * 3, 12), (255, 255, 255))
         ImageDraw.Draw(strip).text((2, 0), label, fill=(0, 0, 0))
         rows.append(np.concatenate([np.asarray(strip), np.concatenate(row, axis=1)], axis=0))
-    Image.fromarray(np.concatenate(rows, axis=0)).save(path)
+    width = rows[0].shape[1] if rows else 3 * edits["original"].shape[1] * scale
+    header = Image.new("RGB", (width, 12), (255, 255, 255))
+    draw = ImageDraw.Draw(header)
+    for column, title in enumerate(COLUMN_TITLES):
+        draw.text((2 + column * width // 3, 0), title, fill=(0, 0, 0))
+    Image.fromarray(np.concatenate([np.asarray(header), *rows], axis=0)).save(path)
 
 
 def write_edit_report(model, source, pairs, config, workdir: str, stage_dir: str,

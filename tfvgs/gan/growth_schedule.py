@@ -12,7 +12,7 @@ block alone (PGGAN's `lod` is `max_level - level + 1 - alpha` inside a transitio
 from __future__ import annotations
 
 import math
-from typing import Dict, Mapping, NamedTuple, Optional
+from typing import Dict, List, Mapping, NamedTuple, Optional, Tuple
 
 
 class GrowthPhase(NamedTuple):
@@ -131,6 +131,16 @@ class GrowthSchedule:
             if key(count) != current:
                 return count
         return None
+
+    def phases_between(self, start: int, end: int) -> List[Tuple[GrowthPhase, int]]:
+        """(the phase at its first image, images shown in it) for each phase from `start` to `end` images."""
+        out, count = [], int(start)
+        while count < end:
+            boundary = self.next_boundary(count)
+            stop = int(end) if boundary is None else min(boundary, int(end))
+            out.append((self.phase_at(count), stop - count))
+            count = stop
+        return out
 
     def images_until_full_resolution(self) -> int:
         """Images shown when `max_resolution` is fully faded in (alpha reaches 1)."""
