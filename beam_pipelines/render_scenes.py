@@ -45,11 +45,8 @@ class RenderSceneFn(beam.DoFn):
         split = split_for_index(index, self.num_scenes, self.config.data.split_fractions)
         w = self.config.world
         try:
-            scene, rendering = world.sample_and_render(stable_seed(self.config.seed, "scene", index), image_size=w.image_size,
-                                       min_objects=w.min_objects, max_objects=w.max_objects,
-                                       min_object_pixels=w.min_object_pixels, camera_jitter=w.camera_jitter,
-                                       light_jitter=w.light_jitter, supersample=w.supersample,
-                                       image_index=index, split=split)
+            scene, rendering = world.sample_and_render(stable_seed(self.config.seed, "scene", index),
+                                                       **world.sampling_options(w), image_index=index, split=split)
             record = schema.encode_scene_record(scene=scene, image=rendering.image,
                                                 instance_mask=rendering.instance_mask,
                                                 attributes=rendering.attributes, split=split)

@@ -94,10 +94,7 @@ def make_image(config: config_lib.Config, family: str, value: str, index: int, p
         seed = stable_seed(config.seed, "semantic", family, value, index, role, attempt)
         rng = np.random.default_rng(stable_seed(seed, "edit"))
         try:
-            scene = world.sample_scene(seed, image_size=w.image_size, min_objects=w.min_objects,
-                                       max_objects=w.max_objects, min_object_pixels=w.min_object_pixels,
-                                       camera_jitter=w.camera_jitter, light_jitter=w.light_jitter,
-                                       supersample=w.supersample, image_index=index, split="test")
+            scene = world.sample_scene(seed, **world.sampling_options(w), image_index=index, split="test")
         except ValueError as e:
             reasons.append(f"sample: {e}")
             continue

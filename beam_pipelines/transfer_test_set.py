@@ -44,9 +44,8 @@ class RenderAndEditFn(beam.DoFn):
         w, seed = self.config.world, self.config.seed
         try:
             scene, original = world.sample_and_render(
-                stable_seed(seed, "transfer", self.split, index), image_size=w.image_size, min_objects=w.min_objects,
-                max_objects=w.max_objects, min_object_pixels=w.min_object_pixels, camera_jitter=w.camera_jitter,
-                light_jitter=w.light_jitter, supersample=w.supersample, image_index=index, split=self.split)
+                stable_seed(seed, "transfer", self.split, index), **world.sampling_options(w), image_index=index,
+                split=self.split)
             edited_scene, edit = world.random_edit(
                 scene, np.random.default_rng(stable_seed(seed, "transfer-edit", self.split, index)),
                 image_size=w.image_size, min_object_pixels=w.min_object_pixels, supersample=w.supersample)

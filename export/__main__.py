@@ -8,13 +8,12 @@ E/models.config, then prints the docker command that serves them. See export/REA
 """
 from __future__ import annotations
 
-import os
 from typing import Optional, Sequence
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from tfvgs import cli, config as config_lib, workdir as layout
+    from tfvgs import cli, console, config as config_lib, workdir as layout
+    console.quiet_startup()
     from export import exporter, serving_config
     parser = cli.command_parser("export", __doc__)
     parser.add_argument("--workdir", required=True, help="the training workdir")

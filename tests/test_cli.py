@@ -48,3 +48,18 @@ def test_evaluate_names_a_missing_data_dir_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("[evaluate] error: --data_dir ") and "does not exist" in err[0]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_quiet_startup_drops_only_the_known_start_up_notices():
+    import logging
+    from tfvgs import console
+    console.quiet_startup()
+    console.quiet_startup()                                  # idempotent: one filter
+    root = logging.getLogger()
+    assert sum(isinstance(f, console._DropKnownNoise) for f in root.filters) == 1
+    noise = logging.LogRecord("root", logging.WARNING, __file__, 1, "apitools not found, and bigquery client "
+                              "libraries are not available despite the import not raising an ImportError.", (), None)
+    ours = logging.LogRecord("root", logging.WARNING, __file__, 1, "rejected %s at %s: %s", ("x", "describe", "y"),
+                             None)
+    assert not root.filter(noise)
+    assert root.filter(ours)

@@ -342,3 +342,33 @@ def test_contact_sheet_lays_out_captioned_images(tmp_path):
     assert Image.open(path).size == sheet.size
     with pytest.raises(ValueError, match="captions must match"):
         make_contact_sheet(images, ["one"])
+
+
+def test_a_narrower_view_of_a_smaller_area_makes_objects_cover_more_pixels():
+    from tfvgs.world import object_pixel_counts as counts_of
+    options = dict(image_size=32, min_objects=2, max_objects=2, min_object_pixels=0, supersample=1)
+    clevr, zoomed = [], []
+    for seed in range(12):
+        _, wide = sample_and_render(seed, **options)
+        scene, near = sample_and_render(seed, **options, fov_degrees=26.0, object_area=2.0)
+        clevr.append(counts_of(wide.instance_mask, 2).mean())
+        zoomed.append(counts_of(near.instance_mask, 2).mean())
+        assert scene["camera"]["fov_degrees"] == 26.0            # the record keeps the camera it was rendered with
+        assert all(abs(c) <= 2.0 for o in scene["objects"] for c in o["3d_coords"][:2])
+    assert np.mean(zoomed) > 1.5 * np.mean(clevr), (np.mean(zoomed), np.mean(clevr))
+    for bad in (dict(fov_degrees=1.0), dict(object_area=0.0)):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            sample_scene(0, **options, **bad)
+
+
+def test_sampling_options_carry_every_world_field_the_sampler_takes():
+    import inspect
+    from tfvgs.config import WorldConfig
+    from tfvgs.world import sampling_options
+    world_config = WorldConfig(fov_degrees=30.0, object_area=2.5)
+    options = sampling_options(world_config)
+    assert options["fov_degrees"] == 30.0 and options["object_area"] == 2.5
+    sampler_args = set(inspect.signature(sample_scene).parameters) - {"seed", "image_index", "split", "max_tries"}
+    assert set(options) == sampler_args
+    import dataclasses
+    assert set(options) == {f.name for f in dataclasses.fields(WorldConfig)}

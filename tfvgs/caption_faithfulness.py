@@ -24,7 +24,7 @@ from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 
-from tfvgs import cli, config as config_lib, workdir as layout
+from tfvgs import cli, console, config as config_lib, workdir as layout
 
 FAMILIES = ("shape", "color", "material", "size")
 
@@ -89,7 +89,7 @@ def faithfulness(segmenter, dataset, config: config_lib.Config, style: str = "sy
 
 
 def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    console.quiet_startup()
     parser = cli.command_parser("tfvgs.caption_faithfulness", __doc__)
     parser.add_argument("--workdir", required=True, help="workdir with segmenter/model.keras")
     parser.add_argument("--data_dir", required=True, help="rendered scene TFRecords (beam_pipelines.render_scenes)")

@@ -24,6 +24,10 @@ class WorldConfig:
     supersample: int = 3           # anti-aliasing: supersample^2 rays per pixel
     camera_jitter: float = 0.5     # CLEVR jitters camera and lights by up to +-0.5 world units
     light_jitter: float = 1.0
+    # Framing: CLEVR's camera sees 38 degrees and places objects in [-3, 3]^2. A narrower view of a smaller area
+    # makes every object cover more pixels of a small image (tfvgs.world.sampler).
+    fov_degrees: float = 38.0
+    object_area: float = 3.0
 
 
 @dataclasses.dataclass

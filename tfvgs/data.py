@@ -286,6 +286,16 @@ def count_records(files: List[str], limit: Optional[int] = None) -> int:
     return total if limit is None else min(total, limit)
 
 
+def with_known_length(ds: tf.data.Dataset, data_dir: str, split: str, batch_size: int,
+                      limit: Optional[int] = None) -> tf.data.Dataset:
+    """The batched, finite `ds` of a split, cut to its first `limit` records (all if None), with its number of
+    batches known: Keras then validates on it without first running it dry (and warning "Your input ran out of
+    data; interrupting training" at the end of the first epoch)."""
+    records = count_records(list_shards(data_dir, split), limit=limit)
+    batches = max(1, -(-records // int(batch_size)))
+    return ds.take(batches).apply(tf.data.experimental.assert_cardinality(batches))
+
+
 @contextlib.contextmanager
 def corrupt_shards_named() -> Iterator[None]:
     """Re-raises a DataLossError from inside the block with the corrupt shard's path in its message.

@@ -18,7 +18,7 @@ import os
 import time
 from typing import Dict, List, Optional, Sequence
 
-from tfvgs import cli, config as config_lib, workdir as layout
+from tfvgs import cli, console, config as config_lib, workdir as layout
 
 
 def _step(title: str):
@@ -149,7 +149,7 @@ def run(argv: Optional[Sequence[str]] = None) -> dict:
     config_lib.add_config_flags(parser, default="demo", workdir_flag="--workdir")
     args = parser.parse_args(argv)
     config = config_lib.config_from_args(args, saved=layout.saved_config(args.workdir))
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    console.quiet_startup()
     start = time.perf_counter()
     workdir = os.path.abspath(args.workdir)
     os.makedirs(workdir, exist_ok=True)

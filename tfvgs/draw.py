@@ -26,6 +26,8 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from tfvgs import console
+
 H4_GRID = 8          # h4 is 8x8 (tfvgs.gan.progressive_generator.H4_LEVEL)
 GRID_PAD = 2         # pixels between tiles of a sample grid
 EDIT_COLUMNS = ("original", "ablation mask", "edited", "|difference|")
@@ -308,7 +310,7 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    console.quiet_startup()
     args = parse_args(argv)
     try:
         return run(args)

@@ -23,7 +23,7 @@ import sys
 import time
 from typing import Any, Dict, Optional, Sequence, Tuple
 
-from tfvgs import cli, config as config_lib, workdir as layout
+from tfvgs import cli, console, config as config_lib, workdir as layout
 from tfvgs import report_tables
 
 PAPER_TABLE2_SYNTHETIC = {report_tables.ROW_NAMES[s]: v for s, v in report_tables.PAPER_TABLE2["synthetic"].items()}
@@ -313,7 +313,7 @@ def evaluate_all(workdir: str, data_dir: str, *, split: str = "test", num_pairs:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    console.quiet_startup()
     parser = cli.command_parser("tfvgs.evaluate", __doc__)
     parser.add_argument("--workdir", required=True)
     parser.add_argument("--data_dir", required=True, help="spoken-pair TFRecords with the held-out split")

@@ -13,7 +13,7 @@ import os
 import sys
 from typing import Optional, Sequence
 
-from tfvgs import cli, config as config_lib, workdir as layout
+from tfvgs import cli, console, config as config_lib, workdir as layout
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -29,7 +29,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    console.quiet_startup()
     args = parse_args(argv)
     config = config_lib.config_from_args(args, saved=layout.saved_config(args.workdir))
     from tfvgs import data, stages, training

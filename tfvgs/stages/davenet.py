@@ -46,11 +46,8 @@ class DavenetStage(Stage):
 
     def build_val_dataset(self):
         batch = self.config.train.batch_size
-        pairs = data.count_records(data.list_shards(self.data_dir, "val"), limit=self.config.train.eval_pairs)
-        batches = max(1, -(-pairs // batch))
-        ds = data.pairs_dataset(self.data_dir, "val", self.config, batch).take(batches)
-        # a known length lets Keras validate without first running the dataset dry (and warning about it)
-        return ds.apply(tf.data.experimental.assert_cardinality(batches))
+        return data.with_known_length(data.pairs_dataset(self.data_dir, "val", self.config, batch), self.data_dir,
+                                      "val", batch, limit=self.config.train.eval_pairs)
 
     def build_model(self) -> keras.Model:
         if not self.hard_negatives:

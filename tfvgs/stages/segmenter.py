@@ -56,8 +56,9 @@ class SegmenterStage(Stage):
                                          deterministic=True)
 
     def build_val_dataset(self):
-        ds = data.scenes_dataset(self.data_dir, "val", self.config, self.config.segmenter.batch_size)
-        return ds.map(to_training_pair)
+        batch = self.config.segmenter.batch_size
+        ds = data.scenes_dataset(self.data_dir, "val", self.config, batch).map(to_training_pair)
+        return data.with_known_length(ds, self.data_dir, "val", batch)
 
     def build_model(self) -> keras.Model:
         return build_segmenter(self.config)

@@ -7,7 +7,7 @@
 """
 from tfvgs.world.contact_sheet import make_contact_sheet, save_png
 from tfvgs.world.renderer import Rendering, object_pixel_counts, render, render_instance_mask
-from tfvgs.world.sampler import random_edit, sample_and_render, sample_scene
+from tfvgs.world.sampler import random_edit, sample_and_render, sample_scene, sampling_options
 from tfvgs.world.scene import (CANONICAL_CAMERA, CANONICAL_LIGHTS, build_scene, camera_directions,
                                compute_relationships, edit_scene, load_scenes_json, pixel_coords, validate_scene,
                                write_scenes_json)
@@ -18,6 +18,6 @@ __all__ = [
     "ATTRIBUTES", "ATTRIBUTE_NAMES", "CANONICAL_CAMERA", "CANONICAL_LIGHTS", "COLORS", "MATERIALS", "Rendering",
     "SHAPES", "SIZES", "attribute_id", "attribute_value", "build_scene", "camera_directions", "compute_relationships",
     "edit_scene", "load_scenes_json", "make_contact_sheet", "object_half_height", "object_pixel_counts",
-    "pixel_coords", "random_edit", "render", "render_instance_mask", "sample_and_render", "sample_scene", "save_png",
+    "pixel_coords", "random_edit", "render", "render_instance_mask", "sample_and_render", "sample_scene", "sampling_options", "save_png",
     "validate_scene", "write_scenes_json",
 ]

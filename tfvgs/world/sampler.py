@@ -31,7 +31,8 @@ def _jitter(point, amount: float, rng: np.random.Generator):
     return [float(v) for v in point]
 
 
-def _place_objects(num_objects: int, directions: Dict[str, Any], rng: np.random.Generator):
+def _place_objects(num_objects: int, directions: Dict[str, Any], rng: np.random.Generator,
+                   object_area: float = OBJECT_AREA):
     """One CLEVR layout: sizes, positions with spacing and margins, then shape, colour, material and rotation.
 
     Returns None when an object could not be placed in MAX_PLACEMENT_TRIES (the caller starts over, as CLEVR does).
@@ -42,7 +43,7 @@ def _place_objects(num_objects: int, directions: Dict[str, Any], rng: np.random.
         size = str(rng.choice(list(SIZES)))
         radius = SIZES[size]
         for _ in range(MAX_PLACEMENT_TRIES):
-            x, y = (float(v) for v in rng.uniform(-OBJECT_AREA, OBJECT_AREA, size=2))
+            x, y = (float(v) for v in rng.uniform(-object_area, object_area, size=2))
             good = True
             for other in placed:
                 dx, dy = x - other["3d_coords"][0], y - other["3d_coords"][1]
@@ -66,7 +67,8 @@ def _place_objects(num_objects: int, directions: Dict[str, Any], rng: np.random.
     return placed
 
 
-def _check_ranges(image_size, min_objects, max_objects, min_object_pixels, camera_jitter, light_jitter, max_tries):
+def _check_ranges(image_size, min_objects, max_objects, min_object_pixels, camera_jitter, light_jitter, max_tries,
+                  fov_degrees=38.0, object_area=OBJECT_AREA):
     if not (isinstance(min_objects, int) and isinstance(max_objects, int) and 1 <= min_objects <= max_objects <= 254):
         raise ValueError(f"Need ints 1 <= min_objects <= max_objects <= 254. "
                          f"Received: min_objects={min_objects!r}, max_objects={max_objects!r}")
@@ -80,13 +82,19 @@ def _check_ranges(image_size, min_objects, max_objects, min_object_pixels, camer
             raise ValueError(f"{name} must be a number in [0, 5]. Received: {value!r}")
     if not isinstance(max_tries, int) or max_tries < 1:
         raise ValueError(f"max_tries must be a positive int. Received: {max_tries!r}")
+    if not isinstance(fov_degrees, (int, float)) or not 5 <= fov_degrees <= 120:
+        raise ValueError(f"fov_degrees must be a number in [5, 120]. Received: {fov_degrees!r}")
+    if not isinstance(object_area, (int, float)) or not 0.5 <= object_area <= 10:
+        raise ValueError(f"object_area must be a number in [0.5, 10]. Received: {object_area!r}")
 
 
 def _sample(seed, image_size, min_objects, max_objects, min_object_pixels, camera_jitter, light_jitter, supersample,
-            image_index, split, max_tries):
-    _check_ranges(image_size, min_objects, max_objects, min_object_pixels, camera_jitter, light_jitter, max_tries)
+            image_index, split, max_tries, fov_degrees=38.0, object_area=OBJECT_AREA):
+    _check_ranges(image_size, min_objects, max_objects, min_object_pixels, camera_jitter, light_jitter, max_tries,
+                  fov_degrees, object_area)
     rng = np.random.default_rng(seed)
     camera = copy.deepcopy(CANONICAL_CAMERA)
+    camera["fov_degrees"] = float(fov_degrees)
     camera["location"] = _jitter(camera["location"], camera_jitter, rng)
     lights = [dict(light, position=_jitter(light["position"], light_jitter, rng)) for light in CANONICAL_LIGHTS]
     directions = camera_directions(camera)
@@ -94,7 +102,7 @@ def _sample(seed, image_size, min_objects, max_objects, min_object_pixels, camer
     num_objects = int(rng.integers(min_objects, max_objects + 1))
     best = None
     for _ in range(max_tries):
-        objects = _place_objects(num_objects, directions, rng)
+        objects = _place_objects(num_objects, directions, rng, object_area)
         if objects is None:
             continue
         scene = build_scene(objects, camera, lights, image_size=image_size, image_index=image_index, split=split)
@@ -113,28 +121,40 @@ def _sample(seed, image_size, min_objects, max_objects, min_object_pixels, camer
 def sample_scene(seed: SeedLike, *, image_size: int = 128, min_objects: int = 3, max_objects: int = 10,
                  min_object_pixels: int = 40, camera_jitter: float = 0.5, light_jitter: float = 1.0,
                  supersample: int = 3, image_index: int = 0, split: str = "train",
-                 max_tries: int = 200) -> Dict[str, Any]:
+                 max_tries: int = 200, fov_degrees: float = 38.0, object_area: float = OBJECT_AREA) -> Dict[str, Any]:
     """A random CLEVR-style scene record, the same for the same seed.
 
     Like CLEVR: the camera and lights are jittered by up to +-`camera_jitter` / `light_jitter` world units per axis;
-    objects are placed in [-3, 3]^2 at least MIN_DISTANCE apart and MARGIN apart along the left/front axes; a layout
+    objects are placed in [-object_area, object_area]^2 (CLEVR: 3) at least MIN_DISTANCE apart and MARGIN apart along
+    the left/front axes; the camera sees `fov_degrees` (CLEVR: 38; less zooms in, so that objects cover more pixels
+    of a small image); a layout
     in which any object covers fewer than `min_object_pixels` pixels of the instance mask (rendered at `image_size`
     with `supersample`) is thrown away and another drawn, up to `max_tries` times before a ValueError.
     """
     scene, _ = _sample(seed, image_size, min_objects, max_objects, min_object_pixels, camera_jitter, light_jitter,
-                       supersample, image_index, split, max_tries)
+                       supersample, image_index, split, max_tries, fov_degrees, object_area)
     return scene
 
 
 def sample_and_render(seed: SeedLike, *, image_size: int = 128, min_objects: int = 3, max_objects: int = 10,
                       min_object_pixels: int = 40, camera_jitter: float = 0.5, light_jitter: float = 1.0,
                       supersample: int = 3, image_index: int = 0, split: str = "train",
-                      max_tries: int = 200) -> Tuple[Dict[str, Any], Rendering]:
+                      max_tries: int = 200, fov_degrees: float = 38.0,
+                      object_area: float = OBJECT_AREA) -> Tuple[Dict[str, Any], Rendering]:
     """`sample_scene` plus its rendering, reusing the primary rays traced for the visibility check (cheaper than
     `render(sample_scene(...))`, with identical bytes)."""
     scene, traced = _sample(seed, image_size, min_objects, max_objects, min_object_pixels, camera_jitter,
-                            light_jitter, supersample, image_index, split, max_tries)
+                            light_jitter, supersample, image_index, split, max_tries, fov_degrees, object_area)
     return scene, _finish(traced)
+
+
+def sampling_options(world_config) -> Dict[str, Any]:
+    """The keyword arguments of `sample_scene` / `sample_and_render` that a config's `world` section sets (the one
+    place where WorldConfig fields become sampler arguments)."""
+    w = world_config
+    return dict(image_size=w.image_size, min_objects=w.min_objects, max_objects=w.max_objects,
+                min_object_pixels=w.min_object_pixels, camera_jitter=w.camera_jitter, light_jitter=w.light_jitter,
+                supersample=w.supersample, fov_degrees=w.fov_degrees, object_area=w.object_area)
 
 
 def random_edit(scene: Dict[str, Any], rng: Union[np.random.Generator, SeedLike], *,
