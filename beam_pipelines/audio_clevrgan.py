@@ -30,7 +30,7 @@ from beam_pipelines import common
 from beam_pipelines.render_scenes import split_for_index
 from beam_pipelines.spoken_captions import speak_and_write, voice_split
 from tfvgs import cli, config as config_lib, workdir as layout
-from tfvgs.data import SPLITS
+from tfvgs.shards import SPLITS
 from tfvgs.seeding import stable_seed
 
 PIPELINE_NAME = "audio_clevrgan"

@@ -24,7 +24,7 @@ import apache_beam as beam
 
 from beam_pipelines import common
 from tfvgs import cli, config as config_lib
-from tfvgs.data import SPLITS
+from tfvgs.shards import SPLITS
 
 
 class ManifestError(ValueError):

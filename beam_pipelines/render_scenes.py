@@ -15,7 +15,7 @@ import apache_beam as beam
 
 from beam_pipelines import common
 from tfvgs import cli, config as config_lib
-from tfvgs.data import SPLITS
+from tfvgs.shards import SPLITS
 from tfvgs.seeding import stable_seed
 
 

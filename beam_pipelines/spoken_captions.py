@@ -19,7 +19,7 @@ import numpy as np
 
 from beam_pipelines import common
 from tfvgs import cli, config as config_lib
-from tfvgs.data import SPLITS, shard_pattern
+from tfvgs.shards import SPLITS, shard_pattern
 from tfvgs.seeding import stable_seed
 
 

@@ -37,6 +37,9 @@ def test_evaluate_refuses_a_stage_that_does_not_exist(tmp_path, capsys):
         evaluate.main(["--workdir", str(tmp_path), "--data_dir", str(tmp_path), "--stage", "davnet"])
     assert exit_info.value.code == 2
     assert "invalid choice: 'davnet'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):          # a stage name, but not a model evaluate can score
+        evaluate.main(["--workdir", str(tmp_path), "--data_dir", str(tmp_path), "--stage", "gan"])
+    assert "invalid choice: 'gan'" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
 
 
@@ -63,3 +66,29 @@ def test_quiet_startup_drops_only_the_known_start_up_notices():
                              None)
     assert not root.filter(noise)
     assert root.filter(ours)
+
+
+PIPELINES = ("render_scenes", "spoken_captions", "audio_clevrgan", "semantic_test_set", "transfer_test_set",
+             "import_manifest")
+
+
+def test_pipeline_help_does_not_load_tensorflow():
+    # `--help` of a Beam pipeline used to take 8.6 s and print TensorFlow's start-up lines
+    import os
+    import subprocess
+    import sys
+    probe = ("import runpy, sys\n"
+             "for name in sys.argv[1:]:\n"
+             "    sys.argv = [name, '--help']\n"
+             "    try:\n"
+             "        runpy.run_module('beam_pipelines.' + name, run_name='__main__')\n"
+             "    except SystemExit as e:\n"
+             "        assert e.code in (0, None), (name, e.code)\n"
+             "    print('loaded', name, 'tensorflow' in sys.modules, flush=True)\n")
+    result = subprocess.run([sys.executable, "-c", probe, *PIPELINES], capture_output=True, text=True,
+                            timeout=240, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = [line.split() for line in result.stdout.splitlines() if line.startswith("loaded ")]
+    assert [name for _, name, _ in lines] == list(PIPELINES), result.stdout[-2000:]
+    assert all(flag == "False" for *_, flag in lines), result.stdout
+    assert "usage: python -m beam_pipelines.render_scenes" in result.stdout

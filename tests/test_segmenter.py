@@ -312,7 +312,8 @@ def test_segmenter_stage_trains_learns_and_evaluates(tiny_world, tmp_path):
     untrained.compile()
     config = get_config("tiny")
     from tfvgs.stages.segmenter import to_training_pair
-    images = data.scenes_dataset(tiny_world["scenes"], "train", config, 32).map(to_training_pair)
+    images = data.with_known_length(data.scenes_dataset(tiny_world["scenes"], "train", config, 32).map(
+        to_training_pair), tiny_world["scenes"], "train", 32)
     after = trained.evaluate(images, return_dict=True, verbose=0)
     before = untrained.evaluate(images, return_dict=True, verbose=0)
     # Bounds measured with oneDNN AVX-512 and AVX2 kernels (they agree to 1e-3): loss 13.32 -> 6.53-6.54 (ratio 0.49

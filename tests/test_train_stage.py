@@ -71,6 +71,12 @@ def test_davenet_stage_trains_saves_and_evaluates(tiny_world, tmp_path, capsys):
     # stdout is captured (not a terminal): one line per checkpoint chunk, no progress-bar redraws
     out = capsys.readouterr().out
     assert "\u2501" not in out and "\r" not in out and out.count("Epoch 3/3") == 1, out[-2000:]
+    # val recall is printed with its chance level, R@10 chance = 10 / pairs
+    import re
+    printed = re.findall(r"val recall over (\d+) pairs \(misa\): .*\(chance R@10 ([\d.]+)\)", out)
+    assert printed, out[-2000:]
+    for pairs, chance in printed:
+        assert float(chance) == pytest.approx(100 * min(1.0, 10 / int(pairs)), abs=0.05)
     assert np.isfinite(logs["loss"]) and "semi_hard_loss" in logs and "val_loss" in logs
     assert os.path.exists(os.path.join(workdir, "davenet", "model.keras"))
     saved = json.load(open(os.path.join(workdir, "davenet", "config.json")))

@@ -283,7 +283,7 @@ def cpu() -> Config:
 
 
 def demo() -> Config:
-    """The README's main command: every step of the method on 2 cores in ~20 minutes (32 px, 1-3 objects, small
+    """The README's main command: every step of the method on 2 cores in 15-20 minutes (32 px, 1-3 objects, small
     networks, short schedules). It shows the whole pipeline and its outputs; its numbers are not the paper's (use
     `cpu` for a reproduction)."""
     c = Config(name="demo")

@@ -13,17 +13,12 @@ from typing import Dict, Iterator, List, Optional, Tuple
 import tensorflow as tf
 
 from tfvgs import features, schema
+from tfvgs.shards import SPLITS, shard_pattern  # noqa: F401 - re-exported: data.SPLITS, data.shard_pattern
 from tfvgs.config import Config
 
-SPLITS = ("train", "val", "test")
 
 # Every shard a `records` dataset of this process reads, in first-use order: where `corrupt_shards_named` looks.
 _SHARDS_READ: Dict[str, None] = {}
-
-
-def shard_pattern(data_dir: str, split: str) -> str:
-    """Where a split's shards live: `<data_dir>/<split>-SSSSS-of-NNNNN.tfrecord` (Beam's shard naming)."""
-    return f"{data_dir.rstrip('/')}/{split}-?????-of-?????.tfrecord"
 
 
 # The kinds of record folder a step reads: the pipelines whose summary.json marks a folder of that kind, and the

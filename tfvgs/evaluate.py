@@ -317,9 +317,9 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     parser = cli.command_parser("tfvgs.evaluate", __doc__)
     parser.add_argument("--workdir", required=True)
     parser.add_argument("--data_dir", required=True, help="spoken-pair TFRecords with the held-out split")
-    from tfvgs import stages
-    parser.add_argument("--stage", default="davenet", choices=stages.stage_names(),
-                        help="a trained stage of W (default: davenet)")
+    parser.add_argument("--stage", default="davenet", choices=[name for name, _ in report_tables.CURRICULUM],
+                        help="a trained audio-visual stage of W (default: davenet); the gan, segmenter and cluster "
+                             "stages write their own reports")
     parser.add_argument("--all", action="store_true",
                         help="evaluate every trained stage of the curriculum and write W/eval/report.md")
     parser.add_argument("--force", action="store_true",

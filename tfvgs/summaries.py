@@ -103,6 +103,7 @@ class RecallSummaries(keras.callbacks.Callback):
                     for k, value in result["recall"][direction].items():
                         tf.summary.scalar(f"{prefix}/{direction}@{k}", value)
             self.writer.flush()
-            mean = result["recall"]["mean"]
+            mean, chance = result["recall"]["mean"], result["recall"]["chance"]
             print(f"\n  val recall over {result['n_pairs']} pairs ({kind}): R@1 {100 * mean['1']:.1f} "
-                  f"R@5 {100 * mean['5']:.1f} R@10 {100 * mean['10']:.1f}", flush=True)
+                  f"R@5 {100 * mean['5']:.1f} R@10 {100 * mean['10']:.1f} (chance R@10 {100 * chance['10']:.1f})",
+                  flush=True)
