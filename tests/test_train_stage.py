@@ -151,7 +151,8 @@ def test_a_data_dir_it_cannot_read_fails_in_one_line_and_writes_nothing(case, ti
 
 
 def test_hard_negatives_needs_davenet_first(tiny_world, tmp_path):
-    with pytest.raises(FileNotFoundError, match="run `python -m tfvgs.train --stage davenet` first"):
+    with pytest.raises(FileNotFoundError, match="stage 'hard_negatives' needs stage 'davenet', but .* is missing "
+                                                "\\(run `python -m tfvgs.train --stage davenet` first"):
         train.main(["--stage", "hard_negatives", "--config", "tiny", "--data_dir", tiny_world["pairs"],
                     "--workdir", str(tmp_path / "w")])
 

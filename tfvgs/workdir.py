@@ -86,11 +86,12 @@ def load_model(path: str, *, compile: bool = False):
     return keras.saving.load_model(path, compile=compile)
 
 
-def load_step_model(workdir: str, step: str, *, compile: bool = False, hint: str = ""):
-    """W/<step>/model.keras, or FileNotFoundError saying which command makes it (and `hint`, another way out)."""
+def load_step_model(workdir: str, step: str, *, compile: bool = False, hint: str = "", needed_by: str = ""):
+    """W/<step>/model.keras, or FileNotFoundError saying which command makes it (and `hint`, another way out);
+    `needed_by` names the stage that needs it (a warm start, the units to cluster)."""
     import tensorflow as tf
     path = model_path(workdir, step)
     if not tf.io.gfile.exists(path):
-        raise FileNotFoundError(f"no trained model for stage {step!r}: {path} is missing (run "
-                                f"`python -m tfvgs.train --stage {step}` first{hint})")
+        who = f"stage {needed_by!r} needs stage {step!r}, but" if needed_by else f"no trained model for stage {step!r}:"
+        raise FileNotFoundError(f"{who} {path} is missing (run `python -m tfvgs.train --stage {step}` first{hint})")
     return load_model(path, compile=compile)

@@ -46,11 +46,7 @@ class ClusterStage(Stage):
         raise NotImplementedError(f"stage {self.name!r} does not train")
 
     def build_model(self):
-        path = layout.model_path(self.workdir, self.source)
-        if not tf.io.gfile.exists(path):
-            raise FileNotFoundError(f"stage {self.name!r} clusters the units of stage {self.source!r}, but {path} "
-                                    f"does not exist: run `python -m tfvgs.train --stage {self.source}` first")
-        return layout.load_model(path)
+        return layout.load_step_model(self.workdir, self.source, needed_by=self.name)
 
     @property
     def clusters_path(self) -> str:

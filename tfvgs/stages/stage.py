@@ -77,10 +77,7 @@ class Stage(abc.ABC):
         if self.init_from is None:
             return
         path = layout.model_path(self.workdir, self.init_from)
-        if not tf.io.gfile.exists(path):
-            raise FileNotFoundError(f"stage {self.name!r} starts from stage {self.init_from!r}, but {path} does not "
-                                    f"exist: run `python -m tfvgs.train --stage {self.init_from}` first")
-        source = layout.load_model(path)
+        source = layout.load_step_model(self.workdir, self.init_from, needed_by=self.name)
         if [w.shape for w in source.weights] != [w.shape for w in model.weights]:
             raise ValueError(f"stage {self.name!r} cannot start from {path}: its model has different weights "
                              f"(was it trained with another --config?)")
