@@ -20,7 +20,6 @@ the latent seed to look at it again). The run prints read / written / rejected a
 from __future__ import annotations
 
 import json
-import os
 from typing import Iterable, List, Optional, Sequence
 
 import apache_beam as beam
@@ -208,10 +207,7 @@ def run(argv: Optional[Sequence[str]] = None) -> dict:
     check_models(args.workdir, args.allow_partial_gan)
     from tfvgs import gan_io
     common.check_local_espeak(options)
-    import tensorflow as tf
-    tf.io.gfile.makedirs(args.output_dir)
-    common.clear_previous_outputs(args.output_dir, SPLITS)
-    config.save(os.path.join(args.output_dir, "config.json"))
+    common.prepare_output_dir(args.output_dir, SPLITS, config)
     with beam.Pipeline(options=options) as p:
         build_pipeline(p, config, args.workdir, args.output_dir, num_samples, args.captions_per_image, args.style,
                        args.batch_size, args.tts_workers, args.allow_partial_gan)

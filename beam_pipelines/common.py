@@ -125,11 +125,21 @@ class WriteSplitRecords(beam.PTransform):
         return results
 
 
+def prepare_output_dir(output_dir: str, splits: Sequence[str], config) -> None:
+    """What every pipeline does before its Beam graph runs: creates `output_dir`, removes an earlier run's shards
+    of `splits` and dead letters (`clear_previous_outputs`), and saves the config the records are made with."""
+    import tensorflow as tf
+    tf.io.gfile.makedirs(output_dir)
+    clear_previous_outputs(output_dir, splits)
+    config.save(os.path.join(output_dir, "config.json"))
+
+
 def clear_previous_outputs(output_dir: str, splits: Sequence[str]) -> None:
     """Removes shards and dead letters an earlier run left in output_dir: WriteToTFRecord never deletes them, and
     shards of a run with another shard count would otherwise be read together with the new ones."""
     import tensorflow as tf
-    stale = [f for split in splits for f in tf.io.gfile.glob(os.path.join(output_dir, f"{split}-?????-of-?????.tfrecord"))]
+    from tfvgs.shards import shard_pattern
+    stale = [f for split in splits for f in tf.io.gfile.glob(shard_pattern(output_dir, split))]
     stale += tf.io.gfile.glob(os.path.join(output_dir, "rejected.jsonl"))
     for path in stale:
         tf.io.gfile.remove(path)

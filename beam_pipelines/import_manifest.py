@@ -158,10 +158,7 @@ def run(argv: Optional[Sequence[str]] = None) -> dict:
     args, options = common.parse_pipeline_args(parser, argv)
     config = config_lib.config_from_args(args)
     manifest = load_manifest(args.manifest)
-    import tensorflow as tf
-    tf.io.gfile.makedirs(args.output_dir)
-    common.clear_previous_outputs(args.output_dir, SPLITS)
-    config.save(os.path.join(args.output_dir, "config.json"))
+    common.prepare_output_dir(args.output_dir, SPLITS, config)
     with beam.Pipeline(options=options) as p:
         build_pipeline(p, config, manifest, args.output_dir, args.split)
     return common.reconcile(p.result, args.output_dir, "import_manifest",

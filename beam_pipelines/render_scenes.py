@@ -93,10 +93,7 @@ def run(argv: Optional[Sequence[str]] = None) -> dict:
     num_scenes = config.data.num_scenes if args.num_scenes is None else args.num_scenes
     if num_scenes <= 0:
         raise ValueError(f"--num_scenes must be positive. Received: {num_scenes}")
-    import tensorflow as tf
-    tf.io.gfile.makedirs(args.output_dir)
-    common.clear_previous_outputs(args.output_dir, SPLITS)
-    config.save(os.path.join(args.output_dir, "config.json"))
+    common.prepare_output_dir(args.output_dir, SPLITS, config)
     with beam.Pipeline(options=options) as p:
         build_pipeline(p, config, args.output_dir, num_scenes)
     return common.reconcile(p.result, args.output_dir, "render_scenes", {"num_scenes": num_scenes})

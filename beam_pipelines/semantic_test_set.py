@@ -351,9 +351,7 @@ def run(argv: Optional[Sequence[str]] = None) -> dict:
     words = word_items(config, args.voices_per_word)   # validates --voices_per_word before anything runs
     import tensorflow as tf
     common.check_local_espeak(options)
-    tf.io.gfile.makedirs(args.output_dir)
-    common.clear_previous_outputs(args.output_dir, KINDS)
-    config.save(os.path.join(args.output_dir, "config.json"))
+    common.prepare_output_dir(args.output_dir, KINDS, config)
     with beam.Pipeline(options=options) as p:
         build_pipeline(p, config, args.output_dir, counts, args.voices_per_word, args.tts_workers,
                        source=args.source, workdir=args.workdir, num_samples=args.num_samples or 0,

@@ -10,7 +10,6 @@ subprocess, so threads overlap on both cores).
 from __future__ import annotations
 
 import json
-import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable, List, Optional, Sequence
 
@@ -206,9 +205,7 @@ def run(argv: Optional[Sequence[str]] = None) -> dict:
         raise FileNotFoundError(f"--scenes_dir {args.scenes_dir}: no scene shards "
                                 f"({shard_pattern(args.scenes_dir, '*')}); run beam_pipelines.render_scenes first")
     common.check_local_espeak(options)
-    tf.io.gfile.makedirs(args.output_dir)
-    common.clear_previous_outputs(args.output_dir, SPLITS)
-    config.save(os.path.join(args.output_dir, "config.json"))
+    common.prepare_output_dir(args.output_dir, SPLITS, config)
     with beam.Pipeline(options=options) as p:
         build_pipeline(p, config, args.scenes_dir, args.output_dir, args.captions_per_image, args.style,
                        args.tts_workers)

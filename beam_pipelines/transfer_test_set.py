@@ -12,7 +12,6 @@ the renderer-edit training set of the paper's 89% upper-bound model). Records (<
 from __future__ import annotations
 
 import json
-import os
 from typing import Iterable, Optional, Sequence
 
 import apache_beam as beam
@@ -106,11 +105,8 @@ def run(argv: Optional[Sequence[str]] = None) -> dict:
         args.num_scenes = config.data.transfer_scenes if args.split == "test" else config.data.renderer_edit_scenes
     if args.num_scenes <= 0:
         raise ValueError(f"--num_scenes must be positive. Received: {args.num_scenes}")
-    import tensorflow as tf
     common.check_local_espeak(options)
-    tf.io.gfile.makedirs(args.output_dir)
-    common.clear_previous_outputs(args.output_dir, (args.split,))
-    config.save(os.path.join(args.output_dir, "config.json"))
+    common.prepare_output_dir(args.output_dir, (args.split,), config)
     with beam.Pipeline(options=options) as p:
         build_pipeline(p, config, args.output_dir, args.num_scenes, args.split, args.style, args.tts_workers)
     return common.reconcile(p.result, args.output_dir, "transfer_test_set",

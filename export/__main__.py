@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     from tfvgs import cli, console, config as config_lib, workdir as layout
     console.quiet_startup()
-    from export import exporter, serving_config
+    from export import exporter
     parser = cli.command_parser("export", __doc__)
     parser.add_argument("--workdir", required=True, help="the training workdir")
     parser.add_argument("--output_dir", required=True, help="the TF Serving model root to write into")

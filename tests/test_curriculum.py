@@ -71,9 +71,14 @@ def test_demo_writes_its_report_pictures_and_savedmodels(everything):
         assert os.path.getsize(os.path.join(workdir, path)) > 0, path
     with open(os.path.join(workdir, "demo_report.md")) as f:
         report = f.read()
-    for picture in ("gan_samples.png", "contact_sheet.png", "random_edits/edits.png", "cluster/clusters.png",
-                    "eval/results.png"):
+    for picture in ("rendered_vs_gan.png", "gan_samples.png", "contact_sheet.png", "random_edits/edits.png",
+                    "cluster/clusters.png", "eval/results.png"):
         assert f"]({picture})" in report, picture
+    # rendered scenes and GAN samples at one size: two equal rows of equal tiles
+    from PIL import Image
+    sheet = np.asarray(Image.open(os.path.join(workdir, "rendered_vs_gan.png")))
+    pad, size = 2, 32 * 4                                    # tiny: 32 px images drawn at scale 4, 2 px padding
+    assert (sheet.shape[0] - 3 * pad) == 2 * size and (sheet.shape[1] - pad) % (size + pad) == 0, sheet.shape
     assert "tensorboard --logdir" in console and "demo_report.md" in console
     # every evaluated figure is placed above or at chance, with its interval (the tiny run's are at chance)
     shows = report.split("## What this run shows", 1)[1].split("\n## ", 1)[0]

@@ -372,3 +372,14 @@ def test_sampling_options_carry_every_world_field_the_sampler_takes():
     assert set(options) == sampler_args
     import dataclasses
     assert set(options) == {f.name for f in dataclasses.fields(WorldConfig)}
+
+
+def test_contact_sheet_rows_are_as_tall_as_their_own_captions():
+    images = [np.full((16, 16, 3), 100, dtype=np.uint8)] * 4
+    long, short = "a long caption that wraps over several lines " * 3, "short"
+    one_long_row = make_contact_sheet(images, [long, short, short, short], columns=2, scale=4)
+    two_long_rows = make_contact_sheet(images, [long, short, long, short], columns=2, scale=4)
+    no_long_row = make_contact_sheet(images, [short] * 4, columns=2, scale=4)
+    assert no_long_row.size[1] < one_long_row.size[1] < two_long_rows.size[1]
+    # the long row's extra height appears once, not once per row
+    assert one_long_row.size[1] - no_long_row.size[1] == two_long_rows.size[1] - one_long_row.size[1]

@@ -18,6 +18,8 @@ import os
 import time
 from typing import Dict, List, Optional, Sequence
 
+import numpy as np
+
 from tfvgs import cli, console, config as config_lib, workdir as layout
 
 
@@ -51,6 +53,19 @@ def write_contact_sheet_and_wav(pairs_dir: str, out_png: str, out_wav: str, conf
         f.write(audio_io.encode_wav(waveform, config.speech.sample_rate))
     return [{"pair_id": r["pair_id"], "caption": r["caption"], "voice": r["voice"], "nframes": r["nframes"]}
             for r in records]
+
+
+def write_rendered_beside_gan(scenes_dir: str, generator, config: config_lib.Config, out_png: str,
+                              count: int = 8, split: str = "val") -> None:
+    """Two rows at one size and scale: the first `count` rendered `split` scenes (what the GAN learns to draw) and
+    the GAN's samples for seeds 0..count-1, so a reader sees how far the drawings are from the world."""
+    from tfvgs import data, draw
+    batch = next(iter(data.scenes_dataset(scenes_dir, split, config, count)))
+    rendered = draw.to_uint8(batch["image"].numpy())
+    drawn = draw.to_uint8(draw.sample_images(generator, range(len(rendered))))
+    scale = draw.default_scale(generator.max_resolution)
+    draw.write_png(draw.image_grid(draw.upscale(np.concatenate([rendered, drawn]), scale), columns=len(rendered)),
+                   out_png)
 
 
 def what_the_run_shows(report_json: str) -> List[str]:
@@ -122,7 +137,8 @@ def write_report(workdir: str, serving: dict, minutes: float) -> str:
              f"- TensorBoard: `tensorboard --logdir {workdir}`", "- An example spoken caption: [example.wav](example.wav)",
              ""]
     lines += what_the_run_shows(os.path.join(workdir, "eval", "report.json"))
-    pictures = [("GAN samples (fixed seeds)", "gan_samples.png"),
+    pictures = [("Rendered val scenes (top) and GAN samples (bottom), same size", "rendered_vs_gan.png"),
+                ("GAN samples (fixed seeds)", "gan_samples.png"),
                 ("Audio CLEVRGAN: GAN images with the captions made from the segmenter's descriptions",
                  "contact_sheet.png"),
                 ("GAN quality over training (FID/KID on segmenter features, well-formed fraction)",
@@ -191,6 +207,7 @@ def run(argv: Optional[Sequence[str]] = None) -> dict:
     grid = draw.image_grid(draw.upscale(draw.to_uint8(draw.sample_images(generator, range(16))),
                                         draw.default_scale(generator.max_resolution)), columns=8)
     draw.write_png(grid, os.path.join(workdir, "gan_samples.png"))
+    write_rendered_beside_gan(scenes_dir, generator, config, os.path.join(workdir, "rendered_vs_gan.png"))
     summary["examples"] = write_contact_sheet_and_wav(curriculum.data_dir("pairs"),
                                                       os.path.join(workdir, "contact_sheet.png"),
                                                       os.path.join(workdir, "example.wav"), config)

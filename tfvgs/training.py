@@ -9,7 +9,6 @@ A non-finite loss stops training with `NonFiniteLossError`; the last good checkp
 from __future__ import annotations
 
 import math
-import os
 import sys
 from typing import Callable, Dict, List, Optional, Tuple
 

@@ -7,7 +7,6 @@ the strategy's scope, restore or initialise it, train in resumable chunks, save.
 from __future__ import annotations
 
 import abc
-import os
 from typing import Dict, List, Optional, Tuple
 
 import keras

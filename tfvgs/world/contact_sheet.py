@@ -52,15 +52,18 @@ def make_contact_sheet(images: Sequence[Union[np.ndarray, Image.Image]], caption
     wrapped = [textwrap.wrap(str(c), chars_per_line) if captions is not None else [] for c in
                (captions or [""] * len(tiles))]
     line_height = int(font_size * 1.25)
-    text_height = max(len(lines) for lines in wrapped) * line_height
     rows = (len(tiles) + columns - 1) // columns
-    cell_height = height * scale + (text_height + padding // 2 if text_height else 0)
-    sheet = Image.new("RGB", (columns * (cell_width + padding) + padding, rows * (cell_height + padding) + padding),
-                      background)
+    # each row is as tall as its own longest caption (one long caption used to stretch every row)
+    row_heights = []
+    for r in range(rows):
+        lines = max(len(w) for w in wrapped[r * columns:(r + 1) * columns])
+        row_heights.append(height * scale + (lines * line_height + padding // 2 if lines else 0))
+    row_tops = np.concatenate([[padding], padding + np.cumsum([h + padding for h in row_heights])]).astype(int)
+    sheet = Image.new("RGB", (columns * (cell_width + padding) + padding, int(row_tops[-1])), background)
     draw = ImageDraw.Draw(sheet)
     for i, (tile, lines) in enumerate(zip(tiles, wrapped)):
         x = padding + (i % columns) * (cell_width + padding)
-        y = padding + (i // columns) * (cell_height + padding)
+        y = int(row_tops[i // columns])
         sheet.paste(tile, (x, y))
         for k, line in enumerate(lines):
             draw.text((x, y + height * scale + padding // 2 + k * line_height), line, fill=text_color, font=font)
