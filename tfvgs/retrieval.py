@@ -16,7 +16,8 @@ def embed_pairs(model, dataset: tf.data.Dataset, max_pairs: int, encode=None
     `encode` (batch -> model outputs) lets callers reuse one traced function across calls."""
     images, audios, frames, ids = [], [], [], []
     count = 0
-    encode = encode or tf.function(lambda b: model(b, training=False))
+    # reduce_retracing: batches of captions of every length would otherwise retrace (and warn) per shape
+    encode = encode or tf.function(lambda b: model(b, training=False), reduce_retracing=True)
     for batch in dataset:
         i, a, f = encode({k: batch[k] for k in ("image", "logmel", "nframes")})
         images.append(i), audios.append(a), frames.append(f)

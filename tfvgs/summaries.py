@@ -92,7 +92,7 @@ class RecallSummaries(keras.callbacks.Callback):
         if self.model.stop_training:  # e.g. a non-finite loss: there is nothing meaningful to measure
             return
         if getattr(self, "_encode", None) is None:
-            self._encode = tf.function(lambda b: self.model(b, training=False))
+            self._encode = tf.function(lambda b: self.model(b, training=False), reduce_retracing=True)
         step = int(self.model.optimizer.iterations.numpy())
         results = retrieval.evaluate_retrieval_kinds(self.model, self.dataset, self.num_pairs, self.kinds,
                                                      self._encode)
