@@ -8,8 +8,9 @@
   4. W/demo_report.md: GAN samples, Audio CLEVRGAN pairs with their captions, edits, clusters, matchmaps, the results
      table, an example WAV, and where TensorBoard and the SavedModels are.
 
-The `demo` preset (32 px, small networks, short schedules) takes 15-20 minutes on 2 cores; its retrieval is well above
-chance, its isolated-word figures are not yet (docs/demo.md). `--config cpu` is the reproduction (hours). Re-running resumes: finished steps are skipped.
+The `demo` preset (32 px, small networks, short schedules) takes 15-20 minutes on 2 cores; its retrieval is well
+above chance, its isolated-word figures are not yet (docs/demo.md). `--config cpu` is the reproduction (hours).
+Re-running resumes: finished steps are skipped.
 """
 from __future__ import annotations
 

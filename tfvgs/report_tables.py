@@ -269,7 +269,7 @@ def format_markdown(report: Mapping[str, Any]) -> str:
     if settings:
         used = sorted({r["n_pairs"] for r in report.get("table2", []) if r.get("n_pairs") is not None})
         counted = (f"{used[0]} pairs" if len(used) == 1 else
-                   f"{'-'.join(str(n) for n in (used[0], used[-1]))} pairs (per stage in Table 2)" if used else
+                   f"{used[0]}-{used[-1]} pairs (per stage in Table 2)" if used else
                    "no pairs evaluated yet")
         lines += [f"Held-out pairs: split `{settings.get('split')}` of `{settings.get('data_dir')}`, {counted} "
                   f"(at most {settings.get('num_pairs')} asked), similarity "
@@ -336,7 +336,7 @@ def format_markdown(report: Mapping[str, Any]) -> str:
 
     lines += ["", "## Edit success (sec. 6.4: the segmenter's description changes in the edited attribute only)", "",
               "| method | success | edits | any change | per family | paper |", "|---|---|---|---|---|---|"]
-    edit_rows = list(report["edit_success"])
+    edit_rows = report["edit_success"]
     for r in edit_rows:
         ours = r["ours"]
         if ours is not None:

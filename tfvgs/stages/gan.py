@@ -86,8 +86,9 @@ class GanProgress(keras.callbacks.Callback):
         self.grid_latents = gan_io.latents_for_seeds(range(g.num_grid_images), g.latent_dim)
         self.non_finite: Optional[Dict[str, float]] = None
         self.last_grid_step = -1
-        self.rates = []                    # (images, seconds) of every measured interval, for the run's mean
-        self.phase_rates: Dict[tuple, list] = {}   # (level, in_transition) -> [images, seconds] measured in it
+        # (level, in_transition) -> [images, seconds] measured in that phase (tracing excluded): the ETA and the
+        # run's mean throughput both come from these totals
+        self.phase_rates: Dict[tuple, list] = {}
         self.last_phase = None             # the phase of the latest measured interval
         self._clock = None                 # (time, images_shown) where the current interval started
 
@@ -115,8 +116,8 @@ class GanProgress(keras.callbacks.Callback):
 
     def images_per_second(self) -> float:
         """Mean throughput of the run so far (real images shown to the critic per second, tracing excluded)."""
-        images = sum(n for n, _ in self.rates)
-        seconds = sum(s for _, s in self.rates)
+        images = sum(n for n, _ in self.phase_rates.values())
+        seconds = sum(s for _, s in self.phase_rates.values())
         return images / seconds if seconds > 0 else float("nan")
 
     def _interval_rate(self) -> float:
@@ -124,7 +125,6 @@ class GanProgress(keras.callbacks.Callback):
         start_time, start_shown = self._clock
         self._clock = (now, shown)
         if shown > start_shown and now > start_time:
-            self.rates.append((shown - start_shown, now - start_time))
             phase = self.model.schedule.phase_at(start_shown)
             measured = self.phase_rates.setdefault((phase.level, phase.in_transition), [0, 0.0])
             measured[0] += shown - start_shown

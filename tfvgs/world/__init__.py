@@ -18,6 +18,7 @@ __all__ = [
     "ATTRIBUTES", "ATTRIBUTE_NAMES", "CANONICAL_CAMERA", "CANONICAL_LIGHTS", "COLORS", "MATERIALS", "Rendering",
     "SHAPES", "SIZES", "attribute_id", "attribute_value", "build_scene", "camera_directions", "compute_relationships",
     "edit_scene", "load_scenes_json", "make_contact_sheet", "object_half_height", "object_pixel_counts",
-    "pixel_coords", "random_edit", "render", "render_instance_mask", "sample_and_render", "sample_scene", "sampling_options", "save_png",
+    "pixel_coords", "random_edit", "render", "render_instance_mask", "sample_and_render", "sample_scene",
+    "sampling_options", "save_png",
     "validate_scene", "write_scenes_json",
 ]
