@@ -31,7 +31,8 @@ class ManifestError(ValueError):
     """The manifest file itself is unusable (the whole run stops; bad entries are rejected one by one instead)."""
 
 
-def load_manifest(path: str) -> Dict[str, Any]:
+def load_manifest(path: str, base_keys: Sequence[str] = ("image_base_path", "audio_base_path")) -> Dict[str, Any]:
+    """The manifest's JSON object, checked for a 'data' list and the string fields `base_keys`."""
     import tensorflow as tf
     try:
         with tf.io.gfile.GFile(path) as f:
@@ -43,7 +44,7 @@ def load_manifest(path: str) -> Dict[str, Any]:
     if not isinstance(manifest, dict) or not isinstance(manifest.get("data"), list):
         raise ManifestError(f"--manifest {path}: expected an object with a 'data' list. "
                             f"Received keys: {sorted(manifest) if isinstance(manifest, dict) else type(manifest)}")
-    for key in ("image_base_path", "audio_base_path"):
+    for key in base_keys:
         if not isinstance(manifest.get(key), str):
             raise ManifestError(f"--manifest {path}: missing string field {key!r}")
     return manifest

@@ -9,7 +9,7 @@ COMMANDS = [("tfvgs.train", "main"), ("tfvgs.evaluate", "main"), ("tfvgs.demo", 
             ("tfvgs.caption_faithfulness", "main"), ("tfvgs.draw", "main"), ("tfvgs.gan_quality", "main"),
             ("beam_pipelines.render_scenes", "run"), ("beam_pipelines.spoken_captions", "run"),
             ("beam_pipelines.audio_clevrgan", "run"), ("beam_pipelines.import_manifest", "run"),
-            ("beam_pipelines.semantic_test_set", "run"), ("beam_pipelines.transfer_test_set", "run"),
+            ("beam_pipelines.import_words", "run"), ("beam_pipelines.semantic_test_set", "run"), ("beam_pipelines.transfer_test_set", "run"),
             ("export.__main__", "main")]
 
 
@@ -69,7 +69,7 @@ def test_quiet_startup_drops_only_the_known_start_up_notices():
 
 
 PIPELINES = ("render_scenes", "spoken_captions", "audio_clevrgan", "semantic_test_set", "transfer_test_set",
-             "import_manifest")
+             "import_manifest", "import_words")
 
 
 def test_pipeline_help_does_not_load_tensorflow():

@@ -3,6 +3,11 @@ with the test sets the semantic accuracy (Table 1) and the transfer accuracy (se
 
     python -m tfvgs.evaluate --workdir W --data_dir PAIRS [--stage davenet] [--num_pairs 500] [--similarity misa]
     python -m tfvgs.evaluate --workdir W --all --data_dir PAIRS [--semantic_dir S] [--transfer_dir T] [--force]
+    python -m tfvgs.evaluate --workdir W --data_dir PAIRS --semantic_dir S --words_dir RECORDED
+
+--words_dir scores the image pairs of S against other spoken words: recordings brought in by
+`beam_pipelines.import_words` (people's voices instead of espeak-ng's). Pairs of values nobody recorded are left out
+and listed; semantic_accuracy then also gives each speaker's accuracy ("per_speaker").
 
 One stage: writes W/eval/<stage>/metrics.json ({"n_pairs", "recall": {"audio_to_image": {"1","5","10"},
 "image_to_audio", "mean", "chance"}, "settings", ...}) and a readable report.md beside it. audio_to_image means the
@@ -54,11 +59,16 @@ def _normalized_path(path: Optional[str]) -> Optional[str]:
 
 
 def eval_settings(data_dir: str, *, split: str, num_pairs: int, similarity: str, semantic_dir: Optional[str],
-                  transfer_dir: Optional[str], from_checkpoint: bool = False) -> Dict[str, Any]:
-    """What makes two evaluations of one model comparable; stored in metrics.json to decide whether to re-run."""
-    return {"data_dir": _normalized_path(data_dir), "split": split, "num_pairs": int(num_pairs),
-            "similarity": similarity, "semantic_dir": _normalized_path(semantic_dir),
-            "transfer_dir": _normalized_path(transfer_dir), "from_checkpoint": bool(from_checkpoint)}
+                  transfer_dir: Optional[str], from_checkpoint: bool = False,
+                  words_dir: Optional[str] = None) -> Dict[str, Any]:
+    """What makes two evaluations of one model comparable; stored in metrics.json to decide whether to re-run.
+    ("words_dir" only when given, so metrics written before it existed still compare equal.)"""
+    settings = {"data_dir": _normalized_path(data_dir), "split": split, "num_pairs": int(num_pairs),
+                "similarity": similarity, "semantic_dir": _normalized_path(semantic_dir),
+                "transfer_dir": _normalized_path(transfer_dir), "from_checkpoint": bool(from_checkpoint)}
+    if words_dir:
+        settings["words_dir"] = _normalized_path(words_dir)
+    return settings
 
 
 def _resolve(workdir: str, stage: str, config: Optional[config_lib.Config], overrides: Sequence[str],
@@ -67,6 +77,18 @@ def _resolve(workdir: str, stage: str, config: Optional[config_lib.Config], over
     if overrides:
         config = config_lib.apply_overrides(config, overrides)
     return config, int(num_pairs or config.train.eval_pairs), similarity or config.model.eval_similarity
+
+
+def _semantic_cells(who: str, summary: Dict[str, Any]) -> str:
+    """A markdown row "| who | shape | ... | mean |" of accuracy +- 95% half-width (n) per family."""
+    def cell(key: str) -> str:
+        n = sum(summary["n"].values()) if key == "mean" else summary["n"].get(key, 0)
+        if not n:
+            return "-"
+        ci = summary.get("ci95", {}).get(key)
+        spread = f" +- {100 * ci:.1f}" if ci is not None else ""
+        return f"{100 * summary[key]:.1f}{spread} ({n})"
+    return f"| {who} | " + " | ".join(cell(k) for k in report_tables.TABLE1_COLUMNS) + " |"
 
 
 def write_report(path: str, stage: str, metrics: dict) -> None:
@@ -86,10 +108,18 @@ def write_report(path: str, stage: str, metrics: dict) -> None:
         paper = report_tables.PAPER_TABLE1["synthetic"]
         rows = [(row, paper[stage])] if stage in paper and stage != "davenet" else []
         rows = [("DaveNet", paper["davenet"])] + rows + [("HN+Targeted", paper["hn_targeted_edits"])]
+        words_dir = metrics.get("settings", {}).get("words_dir")
+        words = f"`{words_dir}` (imported recordings)" if words_dir else "the semantic set's own"
         lines += ["## Semantic accuracy (isolated spoken attribute words; chance 50%)", "",
-                  "| shape | material | color | size | mean |", "|---|---|---|---|---|",
-                  "| " + " | ".join(f"{100 * s[k]:.1f}" for k in report_tables.TABLE1_COLUMNS) + " |",
-                  "", "Paper 000 Table 1, synthetic captions: "
+                  f"Words: {words} ({s.get('words', '?')} words); each cell is accuracy +- its 95% interval "
+                  "(n pairs).", "",
+                  "| speaker | shape | material | color | size | mean |", "|---|---|---|---|---|---|",
+                  _semantic_cells("all", s)]
+        lines += [_semantic_cells(speaker, r) for speaker, r in sorted(s.get("per_speaker", {}).items())]
+        if s.get("skipped_pairs"):
+            lines += ["", "Pairs left out, their value has no recorded word: "
+                      + ", ".join(f"{k} ({n})" for k, n in s["skipped_pairs"].items()) + "."]
+        lines += ["", "Paper 000 Table 1, synthetic captions: "
                   + "; ".join(f"{name} " + " / ".join(map(str, values)) for name, values in rows) + ".", ""]
     if "transfer_accuracy" in metrics:
         t = metrics["transfer_accuracy"]
@@ -105,18 +135,22 @@ def evaluate_stage(workdir: str, stage: str, data_dir: str, *, split: str = "tes
                    similarity: Optional[str] = None, semantic_dir: Optional[str] = None,
                    transfer_dir: Optional[str] = None, config: Optional[config_lib.Config] = None,
                    overrides: Sequence[str] = (), from_checkpoint: bool = False,
-                   force: bool = False) -> Dict[str, Any]:
+                   force: bool = False, words_dir: Optional[str] = None) -> Dict[str, Any]:
     """Evaluates one stage's model and writes W/eval/<stage>/metrics.json and report.md; returns the metrics.
 
     The stage's saved config.json is used when it exists, else `config`; `overrides` ("section.field=value") apply
     on top. `num_pairs` and `similarity` default to the config's train.eval_pairs and model.eval_similarity.
     A metrics.json of the same model with semantic or transfer results this evaluation would not compute is not
     overwritten (ValueError before any work) unless `force`: eval/report.md is built from those files.
+    `words_dir` (with `semantic_dir`): the semantic test's spoken words come from there instead.
     """
     from tfvgs import data, retrieval
+    if words_dir and not semantic_dir:
+        raise ValueError(f"--words_dir needs --semantic_dir (the image pairs its words are scored on). Received: "
+                         f"--words_dir {words_dir}, --semantic_dir None")
     config, num_pairs, kind = _resolve(workdir, stage, config, overrides, num_pairs, similarity)
     settings = eval_settings(data_dir, split=split, num_pairs=num_pairs, similarity=kind, semantic_dir=semantic_dir,
-                             transfer_dir=transfer_dir, from_checkpoint=from_checkpoint)
+                             transfer_dir=transfer_dir, from_checkpoint=from_checkpoint, words_dir=words_dir)
     fingerprint = model_fingerprint(workdir, stage)    # before loading: a model saved meanwhile counts as new
     dropped = [] if force else results_it_would_drop(workdir, stage, fingerprint, semantic_dir=semantic_dir,
                                                      transfer_dir=transfer_dir)
@@ -134,8 +168,9 @@ def evaluate_stage(workdir: str, stage: str, data_dir: str, *, split: str = "tes
     if semantic_dir or transfer_dir:
         from tfvgs import semantic_eval
         if semantic_dir:
-            metrics["semantic_accuracy"] = semantic_eval.semantic_accuracy(model, semantic_dir, semantic_dir, config,
-                                                                           kind=kind)
+            metrics["semantic_accuracy"] = semantic_eval.semantic_accuracy(
+                model, words_dir or semantic_dir, semantic_dir, config, kind=kind,
+                missing_words="skip" if words_dir else "error")
         if transfer_dir:
             metrics["transfer_accuracy"] = semantic_eval.transfer_accuracy(model, transfer_dir, config, kind=kind)
     metrics.update({"stage": stage, "split": split, "seconds": time.perf_counter() - start, "settings": settings,
@@ -245,7 +280,8 @@ def evaluate_all(workdir: str, data_dir: str, *, split: str = "test", num_pairs:
                  similarity: Optional[str] = None, semantic_dir: Optional[str] = None,
                  transfer_dir: Optional[str] = None, config: Optional[config_lib.Config] = None,
                  overrides: Sequence[str] = (), caption_style: Optional[str] = None, force: bool = False,
-                 stages: Optional[Sequence[str]] = None, matchmap_pairs: int = MATCHMAP_PAIRS) -> Dict[str, Any]:
+                 stages: Optional[Sequence[str]] = None, matchmap_pairs: int = MATCHMAP_PAIRS,
+                 words_dir: Optional[str] = None) -> Dict[str, Any]:
     """Evaluates every stage of `stages` (default: the curriculum) that has a model.keras, reusing up-to-date
     metrics unless `force`, and writes W/eval/report.md, report.json, results.png and matchmaps.png.
     Returns the report dict (as report.json)."""
@@ -262,7 +298,7 @@ def evaluate_all(workdir: str, data_dir: str, *, split: str = "test", num_pairs:
         stage_cfg, n, kind = _resolve(workdir, stage, config, overrides, num_pairs, similarity)
         configs[stage] = stage_cfg
         settings = eval_settings(data_dir, split=split, num_pairs=n, similarity=kind, semantic_dir=semantic_dir,
-                                 transfer_dir=transfer_dir)
+                                 transfer_dir=transfer_dir, words_dir=words_dir)
         metrics = None if force else up_to_date_metrics(workdir, stage, settings)
         if metrics is not None:
             print(f"[evaluate --all] {stage}: metrics up to date, reused (--force re-evaluates)", flush=True)
@@ -270,7 +306,7 @@ def evaluate_all(workdir: str, data_dir: str, *, split: str = "test", num_pairs:
         else:
             metrics = evaluate_stage(workdir, stage, data_dir, split=split, num_pairs=n, similarity=kind,
                                      semantic_dir=semantic_dir, transfer_dir=transfer_dir, config=stage_cfg,
-                                     force=force)
+                                     force=force, words_dir=words_dir)
             statuses[stage] = "evaluated"
         stage_metrics[stage] = metrics
         metrics_paths[stage] = layout.metrics_path(workdir, stage)
@@ -289,7 +325,7 @@ def evaluate_all(workdir: str, data_dir: str, *, split: str = "test", num_pairs:
     evaluated = [m for m in stage_metrics.values() if m is not None]
     settings = dict(evaluated[0]["settings"]) if evaluated else eval_settings(
         data_dir, split=split, num_pairs=num_pairs or 0, similarity=similarity or "", semantic_dir=semantic_dir,
-        transfer_dir=transfer_dir)
+        transfer_dir=transfer_dir, words_dir=words_dir)
     report = report_tables.build_report(
         stage_metrics, caption_style=style, caption_style_source=source, settings=settings, statuses=statuses,
         artifacts=artifacts, metrics_paths={s: relative(p) for s, p in metrics_paths.items()})
@@ -340,12 +376,18 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
                         help="output of beam_pipelines.semantic_test_set: adds semantic_accuracy (paper 000 Table 1)")
     parser.add_argument("--transfer_dir", default=None,
                         help="output of beam_pipelines.transfer_test_set: adds transfer_accuracy (paper 000 sec. 6.5)")
+    parser.add_argument("--words_dir", default=None,
+                        help="with --semantic_dir: score its image pairs against these spoken words instead of its "
+                             "own (output of beam_pipelines.import_words: your recordings)")
     config_lib.add_config_flags(parser, workdir_flag="--workdir")
     args = parser.parse_args(argv)
     if args.all and args.from_checkpoint:
         parser.error("--all evaluates final models only; drop --from_checkpoint")
+    if args.words_dir and not args.semantic_dir:
+        parser.error(f"--words_dir needs --semantic_dir (the image pairs its words are scored on). Received: "
+                     f"--words_dir {args.words_dir}")
     common = dict(split=args.split, num_pairs=args.num_pairs, similarity=args.similarity,
-                  semantic_dir=args.semantic_dir, transfer_dir=args.transfer_dir,
+                  semantic_dir=args.semantic_dir, transfer_dir=args.transfer_dir, words_dir=args.words_dir,
                   config=config_lib.config_from_args(args, saved=layout.saved_config(args.workdir)),
                   overrides=args.overrides)
     from tfvgs import data

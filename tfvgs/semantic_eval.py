@@ -60,71 +60,116 @@ def _strings(tensor) -> np.ndarray:
     return np.array([s.decode() for s in np.asarray(tensor).reshape(-1)])
 
 
+def speaker_of(voice: str) -> str:
+    """The speaker of a word record's voice: an espeak-ng spec "en-us+f2@183,42" -> "en-us+f2"; an imported
+    recording's speaker name (`beam_pipelines.import_words`) as it is."""
+    return str(voice).partition("@")[0]
+
+
+def _family_summary(per_pair: np.ndarray, families: np.ndarray) -> Dict[str, Any]:
+    """{family: accuracy, "mean", "n": {family: pairs}, "ci95": {family or "mean": half-width}} of per-pair scores.
+
+    A pair's score is its mean over words (in [0, 1]); the interval of a family is the normal one of a mean,
+    1.96 x sample std / sqrt(n), and of the mean over families 1.96 x sqrt(sum of the families' squared standard
+    errors) / families. An interval needs 2 pairs: with fewer it is None (and so is the mean's)."""
+    result: Dict[str, Any] = {"n": {}, "ci95": {}}
+    means, variances = [], []
+    for family in FAMILIES:
+        scores = per_pair[families == family]
+        result["n"][family] = int(scores.size)
+        if scores.size:
+            result[family] = float(scores.mean())
+            se2 = float(scores.var(ddof=1)) / scores.size if scores.size > 1 else None
+            result["ci95"][family] = None if se2 is None else float(1.96 * np.sqrt(se2))
+            means.append(result[family])
+            variances.append(se2)
+        else:
+            result[family], result["ci95"][family] = float("nan"), None
+    result["mean"] = float(np.mean(means)) if means else float("nan")
+    known = variances and None not in variances
+    result["ci95"]["mean"] = float(1.96 * np.sqrt(np.sum(variances)) / len(variances)) if known else None
+    return result
+
+
 def semantic_accuracy(model, words: Union[str, tf.data.Dataset], pairs_dir: str, config: Config, *,
-                      kind: str = "misa", batch_size: int = 32, max_pairs: Optional[int] = None) -> Dict[str, Any]:
+                      kind: str = "misa", batch_size: int = 32, max_pairs: Optional[int] = None,
+                      missing_words: str = "error") -> Dict[str, Any]:
     """Accuracy of preferring the image with an attribute value over one without it, for the spoken value word.
 
-    `words` is a semantic set directory or a `words_dataset`. Every word is encoded once; each batch of pairs is
-    scored against all words with one `similarity_matrix` call per side, and a pair's accuracy is the mean over the
-    words (voices) of its value. Returns {family: accuracy, "mean": mean over families, "chance": 0.5,
-    "n": {family: pairs}, "voices": {family: words per value (mean)}, "per_value": {family/value: accuracy}}.
+    `words` is a semantic set directory (its own words, or recordings imported by `beam_pipelines.import_words`)
+    or a `words_dataset`. Every word is encoded once; each batch of pairs is scored against all words with one
+    `similarity_matrix` call per side, and a pair's accuracy is the mean over the words (voices) of its value.
+    Returns {family: accuracy, "mean": mean over families, "chance": 0.5, "n": {family: pairs}, "ci95": {family or
+    "mean": 95% half-width}, "voices": {family: words per value (mean)}, "per_value": {family/value: accuracy},
+    "per_speaker": {speaker: the same family summary with only that speaker's words}, "words": words used}.
+    A pair whose value has no spoken word raises ValueError, or with missing_words="skip" is left out and counted
+    in "skipped_pairs" {family/value: pairs} (recordings need not cover every word).
     `max_pairs` stops after the batch that reaches it (for quick looks; the full set is the +-2% estimate).
     """
     similarity.check_kind(kind)
+    if missing_words not in ("error", "skip"):
+        raise ValueError(f"`missing_words` must be 'error' or 'skip'. Received: {missing_words!r}")
     if isinstance(words, str):
         words = data.words_dataset(words, config)
-    logmels, nframes, word_keys = [], [], []
+    logmels, nframes, word_keys, speakers = [], [], [], []
     for batch in words:
         logmels.append(batch["logmel"])
         nframes.append(batch["nframes"])
         word_keys += [f"{f}/{v}" for f, v in zip(_strings(batch["family"]), _strings(batch["value"]))]
+        speakers += [speaker_of(v) for v in _strings(batch["voice"])]
     if not word_keys:
         raise ValueError(f"`words` holds no spoken words. Received: {words!r}")
     word_feats, word_frames = _encode_audio(model, tf.concat(logmels, 0), tf.concat(nframes, 0))
-    word_keys = np.array(word_keys)
+    word_keys, speakers = np.array(word_keys), np.array(speakers)
     vocabulary = sorted(set(word_keys))
     word_value = tf.constant([vocabulary.index(k) for k in word_keys], tf.int32)            # [W]
 
-    totals: Dict[str, float] = {}
-    counts: Dict[str, int] = {}
-    seen = 0
+    preferences, pair_keys, skipped = [], [], {}
     for batch in data.semantic_pairs_dataset(pairs_dir, config, batch_size):
-        pair_keys = [f"{f}/{v}" for f, v in zip(_strings(batch["family"]), _strings(batch["value"]))]
-        missing = sorted(set(pair_keys) - set(vocabulary))
-        if missing:
-            raise ValueError(f"No spoken word for pair values {missing} in `words`. Received words for: {vocabulary}")
-        pair_value = tf.constant([vocabulary.index(k) for k in pair_keys], tf.int32)          # [B]
-        positive = similarity.similarity_matrix(_encode_images(model, batch["positive"]), word_feats, word_frames,
-                                                kind)                                         # [B, W]
-        negative = similarity.similarity_matrix(_encode_images(model, batch["negative"]), word_feats, word_frames,
-                                                kind)
-        match = tf.cast(tf.equal(pair_value[:, None], word_value[None, :]), tf.float32)      # [B, W]
-        per_pair = (tf.reduce_sum(_preference(positive, negative) * match, axis=1)
-                    / tf.reduce_sum(match, axis=1)).numpy()
-        for key, accuracy in zip(pair_keys, per_pair):
-            totals[key] = totals.get(key, 0.0) + float(accuracy)
-            counts[key] = counts.get(key, 0) + 1
-        seen += len(pair_keys)
-        if max_pairs is not None and seen >= max_pairs:
+        keys = np.array([f"{f}/{v}" for f, v in zip(_strings(batch["family"]), _strings(batch["value"]))])
+        known = np.isin(keys, vocabulary)
+        if not known.all():
+            if missing_words == "error":
+                raise ValueError(f"No spoken word for pair values {sorted(set(keys[~known]))} in `words`. "
+                                 f"Received words for: {vocabulary}")
+            for k in keys[~known]:
+                skipped[k] = skipped.get(k, 0) + 1
+        if known.any():
+            positive = similarity.similarity_matrix(_encode_images(model, tf.boolean_mask(batch["positive"], known)),
+                                                    word_feats, word_frames, kind)                  # [B, W]
+            negative = similarity.similarity_matrix(_encode_images(model, tf.boolean_mask(batch["negative"], known)),
+                                                    word_feats, word_frames, kind)
+            preferences.append(_preference(positive, negative).numpy())
+            pair_keys.append(keys[known])
+        if max_pairs is not None and sum(map(len, pair_keys)) >= max_pairs:
             break
-    if not counts:
-        raise ValueError(f"No semantic pairs in {pairs_dir} (expected {schema.WORDS}-/{schema.PAIRS}-*.tfrecord shards)")
+    if not pair_keys:
+        raise ValueError(f"No semantic pairs {'with a spoken word ' if skipped else ''}in {pairs_dir} (expected "
+                         f"{schema.WORDS}-/{schema.PAIRS}-*.tfrecord shards; pairs without a word: {skipped})")
+    preference, pair_keys = np.concatenate(preferences), np.concatenate(pair_keys)            # [P, W], [P]
+    match = (pair_keys[:, None] == word_keys[None, :]).astype(np.float32)                     # [P, W]
+    families = np.array([k.split("/")[0] for k in pair_keys])
 
-    result: Dict[str, Any] = {"chance": CHANCE, "n": {}, "voices": {}, "per_value": {}, "similarity": kind}
-    family_means = []
-    for family in FAMILIES:
-        keys = [k for k in counts if k.split("/")[0] == family]
-        n = sum(counts[k] for k in keys)
-        result["n"][family] = n
-        if n:
-            result[family] = sum(totals[k] for k in keys) / n
-            family_means.append(result[family])
-            result["voices"][family] = float(np.mean([np.sum(word_keys == k) for k in keys]))
-        else:
-            result[family] = float("nan")
-        for k in sorted(keys):
-            result["per_value"][k] = totals[k] / counts[k]
-    result["mean"] = float(np.mean(family_means))
+    def per_pair(mask: np.ndarray) -> np.ndarray:
+        """Each pair's mean preference over its value's words among `mask`; NaN where it has none."""
+        m = match * mask[None, :]
+        with np.errstate(invalid="ignore"):
+            return (preference * m).sum(axis=1) / m.sum(axis=1)
+
+    scores = per_pair(np.ones(len(word_keys), np.float32))
+    result: Dict[str, Any] = {"chance": CHANCE, "similarity": kind, "words": int(len(word_keys)),
+                              **_family_summary(scores, families)}
+    result["voices"] = {f: float(np.mean([np.sum(word_keys == k) for k in sorted(set(pair_keys[families == f]))]))
+                        for f in FAMILIES if np.any(families == f)}
+    result["per_value"] = {k: float(scores[pair_keys == k].mean()) for k in sorted(set(pair_keys))}
+    result["per_speaker"] = {}
+    for speaker in sorted(set(speakers)):
+        speaker_scores = per_pair((speakers == speaker).astype(np.float32))
+        said = ~np.isnan(speaker_scores)
+        result["per_speaker"][speaker] = dict(_family_summary(speaker_scores[said], families[said]),
+                                              words=int(np.sum(speakers == speaker)))
+    if skipped:
+        result["skipped_pairs"] = dict(sorted(skipped.items()))
     return result
 
 

@@ -15,16 +15,13 @@ from typing import Iterable, List, Tuple
 import numpy as np
 
 from tfvgs.audio_io import resample
+from tfvgs.audio_io import trim_silence as _trim_silence   # `synthesize` has a flag of that name
 from tfvgs.speech.voices import Voice
 
 ESPEAK_SAMPLE_RATE = 22050
 ESPEAK_ENV_VAR = "TFVGS_ESPEAK_NG"
 INSTALL_COMMAND = "apt-get install espeak-ng"
 TIMEOUT_SECONDS = 120.0
-
-# Light trimming: espeak-ng leaves ~10 ms of digital silence before and ~0.2 s of near-silence after speech.
-_SILENCE_LEVEL = 1e-3
-_KEEP_SILENCE_SECONDS = 0.05
 
 
 def espeak_binary() -> str:
@@ -90,8 +87,8 @@ def synthesize(text: str, voice: Voice | str, sample_rate: int = 16000, trim_sil
         raise RuntimeError(f"espeak-ng produced unusable output for {where}: {e}") from e
     if samples.size == 0 or not np.any(samples):
         raise RuntimeError(f"espeak-ng produced no audible audio for {where}")
-    if trim_silence:
-        samples = _trim(samples, rate)
+    if trim_silence:   # espeak-ng leaves ~10 ms of digital silence before and ~0.2 s of near-silence after speech
+        samples = _trim_silence(samples, rate)
     waveform = resample(samples, rate, sample_rate)
     return np.clip(waveform, -1.0, 1.0).astype(np.float32, copy=False)
 
@@ -148,10 +145,3 @@ def _parse_streamed_wav(data: bytes) -> Tuple[int, np.ndarray]:
         position = body + size + (size & 1)
     raise ValueError("no data chunk")
 
-
-def _trim(samples: np.ndarray, rate: int) -> np.ndarray:
-    loud = np.flatnonzero(np.abs(samples) > _SILENCE_LEVEL)
-    if loud.size == 0:
-        return samples
-    keep = int(round(_KEEP_SILENCE_SECONDS * rate))
-    return samples[max(0, loud[0] - keep):min(samples.size, loud[-1] + 1 + keep)]
