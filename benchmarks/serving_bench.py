@@ -7,15 +7,21 @@ data or training is needed. The servable is exported with `export.save_servable`
 `tf.saved_model.load`, and its signatures are timed (what TF Serving runs, minus the RPC). Prints JSON lines:
 
   {"measure": "retrieve", "similarity": "misa", "index_size": 10000, "query_seconds": 8.2, "p50_ms": ..., "p95_ms": ...}
+  {"measure": "retrieve", "similarity": "misa", "shortlist": 100, ...}   (two-stage: pooled shortlist, MISA re-rank)
   {"measure": "embed_audio", "batch": 16, "items_per_s": ...}            (also embed_audio_waveform, embed_image)
 
     python benchmarks/serving_bench.py --config cpu --index_size 10000
+    python benchmarks/serving_bench.py --config cpu --index_size 10000 --similarities misa --shortlists 0 50 100 200
+
+`rss_mbytes` is the process's peak resident memory after the line's export and load (ru_maxrss: it only grows, so
+read the first line of a run, or run one index per process).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -42,12 +48,13 @@ def _environment():
     return {"load_avg_1min": round(os.getloadavg()[0], 2), "cpus": os.cpu_count(), "tensorflow": tf.__version__}
 
 
-def export_and_load(model, config, index, similarity: str, workdir: str):
+def export_and_load(model, config, index, similarity: str, workdir: str, shortlist: int = 0):
     from export.audio_visual import AudioVisualServable
     from export.exporter import save_servable
-    servable = AudioVisualServable(model, config, index=index, similarity=similarity, top_k=10)
+    servable = AudioVisualServable(model, config, index=index, similarity=similarity, top_k=10, shortlist=shortlist)
     start = time.perf_counter()
-    path = save_servable(servable, workdir, f"audio_visual_{similarity}", 1, {"benchmark": True})
+    path = save_servable(servable, workdir, f"audio_visual_{similarity}_{shortlist}", 1, {"benchmark": True})
+    del servable
     saved = time.perf_counter() - start
     start = time.perf_counter()
     loaded = tf.saved_model.load(path)
@@ -61,6 +68,8 @@ def main(argv=None):
     parser.add_argument("--similarities", nargs="+", default=["misa", "sisa"], choices=("misa", "sima", "sisa"))
     parser.add_argument("--query_seconds", type=float, default=8.2,
                         help="query caption length (8.2 s: the mean synthetic caption of the cpu preset)")
+    parser.add_argument("--shortlists", type=int, nargs="+", default=[0],
+                        help="MISA / SIMA: shortlist sizes to time (0: rank the whole index)")
     parser.add_argument("--repeats", type=int, default=30, help="timed retrieve calls")
     parser.add_argument("--batch", type=int, default=16, help="batch of the embed throughput measurements")
     parser.add_argument("--embed_repeats", type=int, default=5)
@@ -88,18 +97,22 @@ def main(argv=None):
             features = rng.standard_normal(shape, dtype=np.float32)
             index = ImageIndex([f"image/{i:07d}" for i in range(args.index_size)], features,
                                {"kind": "random N(0, 1) features"})
-            loaded, io_times = export_and_load(model, config, index, similarity, workdir)
-            retrieve = loaded.signatures["retrieve"]
-            times = _timings(lambda: retrieve(waveform=tf.constant(query),
-                                              num_samples=tf.constant([query_samples]))["scores"].numpy(), args.repeats)
-            print(json.dumps({"measure": "retrieve", "similarity": similarity, "index_size": args.index_size,
-                              "index_feature_shape": list(shape[1:]), "index_mbytes": round(features.nbytes / 2**20),
-                              "query_seconds": round(query_samples / limits["sample_rate"], 2), "batch": 1,
-                              "p50_ms": round(1000 * float(np.percentile(times, 50)), 1),
-                              "p95_ms": round(1000 * float(np.percentile(times, 95)), 1),
-                              "mean_ms": round(1000 * float(times.mean()), 1), "repeats": args.repeats,
-                              **io_times, **common}), flush=True)
-            embed_loaded = loaded
+            for shortlist in (args.shortlists if similarity != "sisa" else [0]):
+                loaded, io_times = export_and_load(model, config, index, similarity, workdir, shortlist)
+                retrieve = loaded.signatures["retrieve"]
+                times = _timings(lambda: retrieve(waveform=tf.constant(query),
+                                                  num_samples=tf.constant([query_samples]))["scores"].numpy(),
+                                 args.repeats)
+                print(json.dumps({"measure": "retrieve", "similarity": similarity, "shortlist": shortlist,
+                                  "index_size": args.index_size, "index_feature_shape": list(shape[1:]),
+                                  "index_mbytes": round(features.nbytes / 2**20),
+                                  "query_seconds": round(query_samples / limits["sample_rate"], 2), "batch": 1,
+                                  "p50_ms": round(1000 * float(np.percentile(times, 50)), 1),
+                                  "p95_ms": round(1000 * float(np.percentile(times, 95)), 1),
+                                  "mean_ms": round(1000 * float(times.mean()), 1), "repeats": args.repeats,
+                                  "rss_mbytes": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+                                  **io_times, **common}), flush=True)
+                embed_loaded = loaded
             del features, index
 
         # embed throughput on the last loaded servable (the encoders are the same in every export)

@@ -13,6 +13,11 @@ T' = T / audio downsampling; H', W', D = the image encoder's map):
     retrieve              waveform [B, N], num_samples [B] -> image_ids string [B, k], scores float32 [B, k],
                           indices int32 [B, k]            (only when exported with an image index)
 
+`retrieve` ranks every index image with the export's similarity, or, exported with `shortlist=S` (MISA / SIMA only),
+in two stages: the pooled (SISA) score of every image, one [B, D] x [D, N] product, picks each query's S best, and
+only those are re-ranked with the full similarity. The scores returned are the full similarity's, so with S = N the
+result is exactly the one-stage ranking.
+
 Audio goes through `tfvgs.features.log_mel` (the function Beam used to make the training data), one waveform at a
 time on its first `num_samples` samples, then is padded to T frames with the silence value exactly as `tfvgs.data`
 pads training captions: a served embedding equals the training-time embedding of the same waveform. `embed_audio`
@@ -98,10 +103,12 @@ class AudioVisualServable(tf.Module):
         similarity: score used by `retrieve`: "misa" (default of evaluation), "sima" or "sisa" (the index then holds
             pooled [N, D] vectors: much smaller and faster, less precise).
         top_k: how many images `retrieve` returns per query (at most the index size).
+        shortlist: 0 (rank the whole index with `similarity`), or S >= top_k: re-rank only each query's S best
+            images by the pooled score (module docstring); capped at the index size.
     """
 
     def __init__(self, model, config: Config, index: Optional[ImageIndex] = None, similarity: str = "misa",
-                 top_k: int = 10):
+                 top_k: int = 10, shortlist: int = 0):
         super().__init__(name="audio_visual")
         self._keras = Untracked(image_encoder=model.image_encoder, audio_encoder=model.audio_encoder)
         self.config = config
@@ -114,7 +121,15 @@ class AudioVisualServable(tf.Module):
         self._blank_png = schema.encode_png(np.zeros([self.image_size, self.image_size, 3], np.uint8))
         if int(top_k) != top_k or top_k < 1:
             raise ValueError(f"`top_k` must be a positive integer. Received: top_k={top_k!r}")
+        if int(shortlist) != shortlist or shortlist < 0 or 0 < shortlist < top_k:
+            raise ValueError(f"`shortlist` must be 0 (no shortlist) or an integer >= top_k ({top_k}). "
+                             f"Received: shortlist={shortlist!r}")
+        if shortlist and self.similarity == "sisa":
+            raise ValueError("`shortlist` re-ranks pooled (SISA) candidates with MISA or SIMA; with similarity "
+                             "'sisa' the pooled ranking is already the whole ranking. Received: shortlist="
+                             f"{shortlist}, similarity='sisa'")
         self.index = index
+        self.shortlist = 0
         if index is not None:
             expected_rank = 2 if self.similarity == "sisa" else 4
             if index.features.ndim != expected_rank:
@@ -123,6 +138,10 @@ class AudioVisualServable(tf.Module):
             self.top_k = min(int(top_k), len(index.ids))
             self.index_features = tf.Variable(index.features, trainable=False, name="image_index_features")
             self.index_ids = tf.Variable(tf.constant(index.ids, tf.string), trainable=False, name="image_index_ids")
+            if shortlist:
+                self.shortlist = min(int(shortlist), len(index.ids))
+                self.index_pooled = tf.Variable(sim.pool_image(index.features).numpy(), trainable=False,
+                                                name="image_index_pooled")
             # only a servable with an index has the signature (saving traces every tf.function attribute)
             self.retrieve = tf.function(self._retrieve, autograph=False, input_signature=[_FLOAT, _INT])
         else:
@@ -293,9 +312,24 @@ class AudioVisualServable(tf.Module):
         checks = InputChecks("retrieve")
         self._check_waveform(checks, waveform, num_samples)
         audio = self._encode_waveform(*checks.gate([waveform, num_samples], self._blank_waveform()))
+        if self.shortlist:
+            return self._retrieve_two_stage(audio["features"], audio["valid_frames"])
         scores = self.index_scores(audio["features"], audio["valid_frames"])
         top = tf.math.top_k(scores, k=self.top_k, sorted=True)
         return {"image_ids": tf.gather(self.index_ids, top.indices), "scores": top.values, "indices": top.indices}
+
+    def _retrieve_two_stage(self, audio_feats, audio_frames):
+        """Pooled scores of all N images -> each query's `shortlist` best -> full-similarity top_k of those."""
+        pooled = tf.matmul(sim.pool_audio(audio_feats, audio_frames), self.index_pooled, transpose_b=True)  # [B, N]
+        candidates = tf.math.top_k(pooled, k=self.shortlist, sorted=False).indices                      # [B, S]
+        maps = tf.gather(self.index_features, candidates)                                          # [B, S, H', W', D]
+        used = tf.maximum(tf.reduce_max(audio_frames), 1)
+        matchmaps = tf.einsum("bsrcd,btd->bsrct", maps, audio_feats[:, :used])                   # [B, S, H', W', T']
+        frames = tf.broadcast_to(audio_frames[:, None], tf.shape(candidates))
+        scores = sim.matchmap_similarity(matchmaps, self.similarity, frames)                      # [B, S]
+        top = tf.math.top_k(scores, k=self.top_k, sorted=True)
+        indices = tf.gather(candidates, top.indices, batch_dims=1)
+        return {"image_ids": tf.gather(self.index_ids, indices), "scores": top.values, "indices": indices}
 
     def index_scores(self, audio_feats, audio_frames):
         """Scores [B, N] of each caption against every index image with `self.similarity`."""
@@ -343,5 +377,6 @@ class AudioVisualServable(tf.Module):
                 "max_abs_pixel": MAX_ABS_PIXEL, "max_abs_sample": MAX_ABS_SAMPLE}
         if self.index is not None:
             info["index"] = {"size": len(self.index.ids), "similarity": self.similarity, "top_k": self.top_k,
+                             "shortlist": self.shortlist,
                              "feature_shape": list(self.index.features.shape[1:]), **self.index.description}
         return info

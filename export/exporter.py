@@ -59,7 +59,7 @@ def save_servable(servable, output_dir: str, name: str, version: int, info: Dict
 def export_all(workdir: str, output_dir: str, stage: Optional[str] = None,
                fallback_config: Optional[config_lib.Config] = None, index_data_dir: Optional[str] = None,
                index_split: str = "test", index_limit: Optional[int] = None, similarity: Optional[str] = None,
-               top_k: int = 10, version: Optional[int] = None, base_path: str = "/models",
+               top_k: int = 10, shortlist: int = 0, version: Optional[int] = None, base_path: str = "/models",
                export_generator: bool = True, allow_partial_generator: bool = False,
                log: Callable[[str], None] = print) -> Dict[str, str]:
     """Exports the servables of `workdir`; returns {servable name: version directory, "models.config": path}.
@@ -74,6 +74,8 @@ def export_all(workdir: str, output_dir: str, stage: Optional[str] = None,
         index_limit: index at most this many images.
         similarity: `retrieve`'s score; default the config's `model.eval_similarity`.
         top_k: images returned per `retrieve` query.
+        shortlist: re-rank only each query's `shortlist` best images by the pooled score (0: rank all with
+            `similarity`; see `export.audio_visual`).
         version: version number of this export; default one more than any existing version.
         base_path: where `output_dir` is mounted in the server (for `models.config`).
         export_generator: export `<workdir>/gan/generator.keras` when it exists.
@@ -114,7 +116,8 @@ def export_all(workdir: str, output_dir: str, stage: Optional[str] = None,
 
         index = build_image_index(index_data_dir, index_split, servable.image_features, servable.image_size,
                                   similarity, limit=index_limit, progress=progress)
-        servable = AudioVisualServable(model, config, index=index, similarity=similarity, top_k=top_k)
+        servable = AudioVisualServable(model, config, index=index, similarity=similarity, top_k=top_k,
+                                       shortlist=shortlist)
     else:
         log("[export] no --index_data_dir: the audio_visual servable has no `retrieve` signature")
 
@@ -124,7 +127,9 @@ def export_all(workdir: str, output_dir: str, stage: Optional[str] = None,
     written["audio_visual"] = save_servable(servable, output_dir, "audio_visual", version, info, config)
     signatures = sorted(servable.describe()["signatures"])
     log(f"[export] audio_visual v{version}: {', '.join(signatures)}"
-        + (f" (index: {len(index.ids)} images, {similarity})" if index is not None else "")
+        + (f" (index: {len(index.ids)} images, {similarity}"
+           + (f" of a pooled shortlist of {servable.shortlist}" if servable.shortlist else "") + ")"
+           if index is not None else "")
         + f" -> {written['audio_visual']}")
 
     if export_generator and tf.io.gfile.exists(gan_io.generator_path(workdir)):

@@ -225,6 +225,52 @@ def test_retrieve_ranks_the_index_like_a_numpy_misa(exported):
         np.testing.assert_allclose(out["scores"].numpy()[q], misa[order], atol=ATOL)
 
 
+def _random_map_index(exported, n, seed):
+    size = exported.config.world.image_size
+    shape = exported.model.image_encoder(tf.zeros([1, size, size, 3]), training=False).shape[1:]
+    features = np.random.default_rng(seed).normal(size=(n, *shape)).astype(np.float32)
+    return ImageIndex([f"image-{i}" for i in range(n)], features)
+
+
+@pytest.mark.parametrize("kind", ["misa", "sima"])
+def test_a_shortlist_of_the_whole_index_is_the_full_ranking(exported, kind):
+    index = _random_map_index(exported, 40, seed=7)
+    waveform, num_samples = _waveforms([5000, 12000], seed=8)
+    args = (tf.constant(waveform), tf.constant(num_samples))
+    full = AudioVisualServable(exported.model, exported.config, index, similarity=kind, top_k=6).retrieve(*args)
+    two_stage = AudioVisualServable(exported.model, exported.config, index, similarity=kind, top_k=6,
+                                    shortlist=1000)                     # capped at the 40 images
+    assert two_stage.shortlist == 40 and two_stage.describe()["index"]["shortlist"] == 40
+    out = two_stage.retrieve(*args)
+    np.testing.assert_array_equal(out["indices"].numpy(), full["indices"].numpy())
+    np.testing.assert_array_equal(out["image_ids"].numpy(), full["image_ids"].numpy())
+    np.testing.assert_allclose(out["scores"].numpy(), full["scores"].numpy(), atol=ATOL)
+
+
+def test_a_short_shortlist_re_ranks_the_pooled_best_with_misa(exported):
+    """The candidates are each query's S best by the pooled score; among them the order is MISA's."""
+    index = _random_map_index(exported, 30, seed=9)
+    waveform, num_samples = _waveforms([7000], seed=10)
+    servable = AudioVisualServable(exported.model, exported.config, index, similarity="misa", top_k=3, shortlist=5)
+    out = servable.retrieve(tf.constant(waveform), tf.constant(num_samples))
+    audio = servable.embed_audio_waveform(tf.constant(waveform), tf.constant(num_samples))
+    frames = int(audio["valid_frames"].numpy()[0])
+    pooled = index.features.mean(axis=(1, 2)) @ audio["embedding"].numpy()[0]
+    candidates = np.argsort(-pooled, kind="stable")[:5]
+    feats = audio["features"].numpy()[0, :frames]
+    misa = np.einsum("nrcd,td->nrct", index.features[candidates], feats).max(axis=(1, 2)).mean(axis=1)
+    expected = candidates[np.argsort(-misa, kind="stable")[:3]]
+    np.testing.assert_array_equal(out["indices"].numpy()[0], expected)
+    np.testing.assert_allclose(out["scores"].numpy()[0], np.sort(misa)[::-1][:3], atol=ATOL)
+
+
+@pytest.mark.parametrize("kwargs, message", [(dict(similarity="misa", top_k=10, shortlist=5), "integer >= top_k"),
+                                             (dict(similarity="sisa", top_k=2, shortlist=5), "already the whole")])
+def test_a_shortlist_must_make_sense(exported, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        AudioVisualServable(exported.model, exported.config, **kwargs)
+
+
 def test_a_planted_index_entry_is_found_by_its_own_caption(exported):
     """Plumbing of ids through a SISA index: the image whose embedding is the query's comes first."""
     waveform, num_samples = _waveforms([6000], seed=5)

@@ -1,0 +1,85 @@
+"""What a two-stage `retrieve` (pooled shortlist, MISA re-rank) costs in recall, on a trained stage's held-out pairs.
+
+Every caption of the split queries the split's images (the gallery of paper 000 Table 2), ranked by the servable's
+own code (`export.audio_visual.AudioVisualServable`): full MISA over the gallery, SISA alone, and the two-stage
+ranking for each shortlist size. Recall is audio -> image (what `retrieve` serves), with chance k / N. Prints JSON
+lines:
+  {"measure": "retrieve_recall", "ranking": "two_stage", "shortlist": 20, "n_pairs": 200, "r1": ..., "r5": ...,
+   "r10": ..., "r10_minus_full_misa": ...}
+
+    python benchmarks/retrieve_recall_bench.py --workdir W --stage davenet --data_dir W/data/pairs \
+        --shortlists 10 20 50 100
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+KS = (1, 5, 10)
+
+
+def recall_of_returned(indices: np.ndarray) -> dict:
+    """indices [N, k]: the images returned for caption q, best first; its own image is q."""
+    own = np.arange(indices.shape[0])[:, None]
+    return {f"r{k}": round(100 * float(np.mean(np.any(indices[:, :k] == own, axis=1))), 2) for k in KS}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", required=True)
+    parser.add_argument("--stage", default="davenet")
+    parser.add_argument("--data_dir", required=True)
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--num_pairs", type=int, default=1000)
+    parser.add_argument("--shortlists", type=int, nargs="+", default=[10, 20, 50, 100])
+    parser.add_argument("--similarity", default="misa", choices=("misa", "sima"))
+    parser.add_argument("--batch", type=int, default=16, help="captions ranked at once")
+    args = parser.parse_args(argv)
+
+    import tensorflow as tf
+
+    from export.audio_visual import AudioVisualServable, ImageIndex
+    from tfvgs import data, retrieval, workdir as layout
+
+    config = layout.step_config(args.workdir, args.stage)
+    model = layout.load_step_model(args.workdir, args.stage)
+    dataset = data.pairs_dataset(args.data_dir, args.split, config, batch_size=64)
+    image_feats, audio_feats, frames, ids = retrieval.embed_pairs(model, dataset, args.num_pairs)
+    n = len(ids)
+    index = ImageIndex(ids, image_feats.numpy(), {"data_dir": args.data_dir, "split": args.split})
+    common = {"workdir": args.workdir, "stage": args.stage, "split": args.split, "n_pairs": n,
+              "similarity": args.similarity, "chance_r10": round(100 * min(1.0, 10 / n), 2)}
+
+    def ranked(servable, two_stage: bool) -> np.ndarray:
+        out = []
+        for start in range(0, n, args.batch):
+            a, f = audio_feats[start:start + args.batch], frames[start:start + args.batch]
+            if two_stage:
+                out.append(servable._retrieve_two_stage(a, f)["indices"].numpy())
+            else:
+                out.append(tf.math.top_k(servable.index_scores(a, f), k=servable.top_k).indices.numpy())
+        return np.concatenate(out)
+
+    full = recall_of_returned(ranked(AudioVisualServable(model, config, index, args.similarity, top_k=10), False))
+    print(json.dumps({"measure": "retrieve_recall", "ranking": f"full_{args.similarity}", **full, **common}),
+          flush=True)
+    pooled = ImageIndex(ids, tf.reduce_mean(image_feats, axis=[1, 2]).numpy())
+    sisa = recall_of_returned(ranked(AudioVisualServable(model, config, pooled, "sisa", top_k=10), False))
+    print(json.dumps({"measure": "retrieve_recall", "ranking": "sisa", **sisa,
+                      "r10_minus_full": round(sisa["r10"] - full["r10"], 2), **common}), flush=True)
+    for shortlist in args.shortlists:
+        servable = AudioVisualServable(model, config, index, args.similarity, top_k=10, shortlist=shortlist)
+        result = recall_of_returned(ranked(servable, True))
+        print(json.dumps({"measure": "retrieve_recall", "ranking": "two_stage", "shortlist": servable.shortlist,
+                          **result, "r10_minus_full": round(result["r10"] - full["r10"], 2), **common}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
