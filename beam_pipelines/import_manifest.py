@@ -1,11 +1,15 @@
 """Brings your own image / spoken-caption pairs into the spoken-pair TFRecord schema.
 
     python -m beam_pipelines.import_manifest --manifest M.json --output_dir O --config PRESET [--split train]
+    python -m beam_pipelines.import_manifest --manifest M.jsonl --image_base_path I --audio_base_path A ...
 
 The manifest uses the Places layout of the DAVEnet code (SpokenCOCO's per-image `captions` lists must first be
 flattened into one entry per caption):
     {"image_base_path": "...", "audio_base_path": "...",
      "data": [{"image": "rel/path.jpg", "wav": "rel/path.wav", "uttid": "...", "speaker": "...", ...}, ...]}
+or, for manifests of any size, JSON lines (a `.jsonl` file, one entry object per line, the base paths as flags).
+The entries never enter the job graph: workers read the JSON lines themselves (a Places JSON is first converted, on
+the launching machine, into <output_dir>/manifest.jsonl), so a manifest of millions of entries runs on Dataflow.
 Relative paths are resolved under the base paths (local or gs://). Images are centre-cropped to a square and resized
 to the preset's image size; audio is downmixed to mono and resampled to 16 kHz (WAV; FLAC when the optional
 `soundfile` package is installed). Entries that cannot be used (missing or corrupt files, empty or over-long audio,
@@ -80,8 +84,38 @@ def load_square_image(data: bytes, size: int) -> bytes:
         return schema.encode_png(np.asarray(image, dtype=np.uint8))
 
 
+def write_jsonl(entries: Sequence[Any], path: str) -> int:
+    """Writes one JSON value per line (the converted Places manifest); returns the count."""
+    import tensorflow as tf
+    with tf.io.gfile.GFile(path, "w") as f:
+        for entry in entries:
+            f.write(json.dumps(entry, sort_keys=True) + "\n")
+    return len(entries)
+
+
+def resolve_manifest(path: str, output_dir: str, image_base: Optional[str], audio_base: Optional[str]
+                     ) -> Tuple[str, str, str]:
+    """(JSON-lines path the workers read, image base, audio base) of `--manifest`: a .jsonl file as it is, with the
+    base paths of the flags (default: its folder); a Places JSON converted to <output_dir>/manifest.jsonl, with its
+    own base paths (the flags may not contradict them)."""
+    if path.endswith(".jsonl"):
+        import tensorflow as tf
+        if not tf.io.gfile.exists(path):
+            raise ManifestError(f"--manifest {path}: file not found")
+        folder = os.path.dirname(path)
+        return path, image_base or folder, audio_base or folder
+    if image_base or audio_base:
+        raise ManifestError(f"--manifest {path} is a Places JSON, which names its own base paths; "
+                            f"--image_base_path / --audio_base_path are for .jsonl manifests. Received: "
+                            f"{image_base!r}, {audio_base!r}")
+    manifest = load_manifest(path)
+    converted = os.path.join(output_dir, "manifest.jsonl")
+    write_jsonl(manifest["data"], converted)
+    return converted, manifest["image_base_path"], manifest["audio_base_path"]
+
+
 class ImportEntryFn(beam.DoFn):
-    """(index, manifest entry) -> (split, pair record) or a rejection with the reason."""
+    """A manifest line (one JSON entry) -> (split, pair record) or a rejection with the reason."""
 
     def __init__(self, config: config_lib.Config, image_base: str, audio_base: str, split: str):
         self.config, self.image_base, self.audio_base, self.split = config, image_base, audio_base, split
@@ -99,15 +133,21 @@ class ImportEntryFn(beam.DoFn):
         with tf.io.gfile.GFile(path, "rb") as f:
             return f.read()
 
-    def process(self, indexed: Tuple[int, Any]) -> Iterable:
+    def process(self, line: str) -> Iterable:
         from tfvgs import audio_io, schema
+        if not line.strip():
+            return          # blank lines are not entries
         self._read.inc()
-        index, entry = indexed
-        item_id = f"entry-{index}"
+        item_id = f"line {line.strip()[:80]}"
+        entry: Any = line
         try:
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"manifest line is not valid JSON ({e})") from e
             if not isinstance(entry, dict):
                 raise ValueError(f"entry must be an object. Received: {type(entry).__name__}")
-            item_id = str(entry.get("uttid") or item_id)
+            item_id = str(entry.get("uttid") or entry.get("wav") or item_id)
             for key in ("image", "wav"):
                 if key not in entry:
                     raise ValueError(f"missing field {key!r}")
@@ -138,13 +178,12 @@ class ImportEntryFn(beam.DoFn):
         yield self.split, record
 
 
-def build_pipeline(p: beam.Pipeline, config: config_lib.Config, manifest: Dict[str, Any], output_dir: str,
-                   split: str) -> None:
+def build_pipeline(p: beam.Pipeline, config: config_lib.Config, manifest_jsonl: str, image_base: str,
+                   audio_base: str, output_dir: str, split: str) -> None:
     imported = (p
-                | "ManifestEntries" >> beam.Create(list(enumerate(manifest["data"])))
+                | "ReadManifest" >> beam.io.ReadFromText(manifest_jsonl)
                 | "Reshuffle" >> beam.Reshuffle()
-                | "ImportEntries" >> beam.ParDo(ImportEntryFn(config, manifest["image_base_path"],
-                                                              manifest["audio_base_path"], split)).with_outputs(
+                | "ImportEntries" >> beam.ParDo(ImportEntryFn(config, image_base, audio_base, split)).with_outputs(
                     common.REJECTED_TAG, main="pairs"))
     _ = imported.pairs | "WriteRecords" >> common.WriteSplitRecords(output_dir, (split,), config.data.num_shards)
     _ = imported[common.REJECTED_TAG] | "DeadLetter" >> common.WriteRejected(output_dir)
@@ -152,18 +191,23 @@ def build_pipeline(p: beam.Pipeline, config: config_lib.Config, manifest: Dict[s
 
 def run(argv: Optional[Sequence[str]] = None) -> dict:
     parser = cli.command_parser("beam_pipelines.import_manifest", __doc__)
-    parser.add_argument("--manifest", required=True, help="DAVEnet Places-layout JSON manifest")
+    parser.add_argument("--manifest", required=True,
+                        help="DAVEnet Places-layout JSON manifest, or JSON lines (.jsonl) of its entries")
+    parser.add_argument("--image_base_path", default=None, help=".jsonl manifests: images' base (default: its folder)")
+    parser.add_argument("--audio_base_path", default=None, help=".jsonl manifests: audio's base (default: its folder)")
     parser.add_argument("--output_dir", required=True)
     parser.add_argument("--split", default="train", choices=SPLITS, help="split the imported pairs belong to")
     config_lib.add_config_flags(parser)
     args, options = common.parse_pipeline_args(parser, argv)
     config = config_lib.config_from_args(args)
-    manifest = load_manifest(args.manifest)
     common.prepare_output_dir(args.output_dir, SPLITS, config)
+    lines, image_base, audio_base = resolve_manifest(args.manifest, args.output_dir, args.image_base_path,
+                                                     args.audio_base_path)
     with beam.Pipeline(options=options) as p:
-        build_pipeline(p, config, manifest, args.output_dir, args.split)
+        build_pipeline(p, config, lines, image_base, audio_base, args.output_dir, args.split)
     return common.reconcile(p.result, args.output_dir, "import_manifest",
-                            {"manifest": args.manifest, "entries": len(manifest["data"])})
+                            {"manifest": args.manifest, "manifest_lines": lines, "image_base_path": image_base,
+                             "audio_base_path": audio_base})
 
 
 if __name__ == "__main__":

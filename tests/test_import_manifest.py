@@ -62,7 +62,7 @@ EXPECTED_REASONS = {
     "bad-long-audio": "too long",
     "bad-escape": "escapes its base path",
     "bad-no-wav": "missing field 'wav'",
-    "entry-10": "entry must be an object",
+    'line "not an object"': "entry must be an object",
 }
 
 
@@ -89,12 +89,34 @@ def test_import_fn_in_test_pipeline(manifest_dir, tiny_config):
     manifest = import_manifest.load_manifest(str(manifest_dir))
     fn = import_manifest.ImportEntryFn(tiny_config, manifest["image_base_path"], manifest["audio_base_path"], "val")
     with TestPipeline() as p:
-        out = (p | beam.Create(list(enumerate(manifest["data"])))
+        out = (p | beam.Create([json.dumps(entry) for entry in manifest["data"]] + [""])   # a blank line: no entry
                | beam.ParDo(fn).with_outputs(common.REJECTED_TAG, main="pairs"))
         ids = out.pairs | "Ids" >> beam.Map(lambda kv: (kv[0], schema.read_pair_record(kv[1])["pair_id"]))
         assert_that(ids, equal_to([("val", "good-1"), ("val", "good-2")]), label="pairs")
         reasons = out[common.REJECTED_TAG] | "RejectedIds" >> beam.Map(lambda r: r["id"])
         assert_that(reasons, equal_to(sorted(EXPECTED_REASONS)), label="rejected")
+
+
+def test_a_json_lines_manifest_is_read_by_the_workers(manifest_dir, tmp_path):
+    """The entries of a .jsonl manifest never enter the job graph; a line that is not JSON is rejected like a bad
+    entry, and a Places JSON is converted into the same form (<output_dir>/manifest.jsonl)."""
+    manifest = json.loads(manifest_dir.read_text())
+    lines = [json.dumps(entry) for entry in manifest["data"][:3]] + ["{not json", ""]
+    path = tmp_path / "entries.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out"
+    summary = import_manifest.run(["--manifest", str(path), "--output_dir", str(out), "--config", "tiny",
+                                   "--image_base_path", manifest["image_base_path"],
+                                   "--audio_base_path", manifest["audio_base_path"]])
+    assert (summary["read"], summary["written"], summary["rejected"]) == (4, 2, 2)
+    reasons = {r["id"]: r["reason"] for r in common.read_jsonl(str(out / "rejected.jsonl"))}
+    assert "not valid JSON" in reasons["line {not json"] and "bad-corrupt-image" in reasons
+    converted = tmp_path / "converted"
+    import_manifest.run(["--manifest", str(manifest_dir), "--output_dir", str(converted), "--config", "tiny"])
+    assert [json.loads(line) for line in (converted / "manifest.jsonl").read_text().splitlines()] == manifest["data"]
+    with pytest.raises(import_manifest.ManifestError, match="names its own base paths"):
+        import_manifest.run(["--manifest", str(manifest_dir), "--output_dir", str(converted), "--config", "tiny",
+                             "--image_base_path", "/elsewhere"])
 
 
 def test_resolve_under_refuses_escapes():
