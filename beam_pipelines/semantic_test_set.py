@@ -14,8 +14,9 @@ Two image sources, as paper 000 sec. 6.2 tests on its GAN's images:
 - `gan`: S images drawn by the GAN of W (`W/gan/generator.keras`) from latent seeds of their own namespace, so no
   Audio CLEVRGAN image is among them, and described by the segmenter of W. Only confidently described images enter
   the pool; a value's positives are pool images with an object of that value, its negatives pool images with none,
-  each shuffled by a seed of (config.seed, family, value) and paired in order with a negative of the same object count
-  (`count_matched_pairs`). An image is used at most once per value but may serve several values. A value whose pool
+  each ordered by a seed of (config.seed, family, value, sample) and paired in order with a negative of the same
+  object count (`count_matched_pairs`); no worker holds the whole pool (`GanPairs`). An image is used at most once
+  per value but may serve several values. A value whose pool
   has too few such pairs rejects the missing ones with the counts in the reason; raise --num_samples. summary.json
   also counts the samples drawn and undescribed.
 
@@ -194,9 +195,28 @@ def count_matched_pairs(positives: List[dict], negatives: List[dict]) -> List[tu
     return pairs
 
 
+def gan_pool_keys(sample: dict, seed: int) -> Iterable[tuple]:
+    """One (family, value, has it, object count) key per attribute value for a described sample, with its place in
+    that value's seeded order: ((family, value, positive, count), (priority, index, sample))."""
+    from tfvgs.world import ATTRIBUTES
+    count = len(sample["description"]["objects"])
+    for family, values in ATTRIBUTES.items():
+        for value in values:
+            priority = stable_seed(seed, "semantic_gan_pairs", family, value, sample["index"])
+            yield (family, value, has_value(sample["description"], family, value), count), \
+                (priority, sample["index"], sample)
+
+
 class AssignGanPairsFn(beam.DoFn):
-    """The whole pool (one list of described GAN samples) -> every value's planned pairs as records; a pair the pool
-    cannot fill goes to the dead-letter output with the value's positive and negative counts."""
+    """One value's candidates -> its planned pairs as records; a pair the pool cannot fill goes to the dead-letter
+    output with the value's positive and negative counts.
+
+    Input: ((family, value), {"plan": [None], "candidates": [(positive, count, [(priority, index, sample)])]}), the
+    candidates being, per role and object count, the samples first in the value's seeded order, at most as many as
+    the value needs pairs (`build_pipeline`); `pool_counts` {(family, value, positive, count): samples} counts the
+    whole pool. Positives in seeded order are paired with negatives of the same object count in seeded order
+    (`count_matched_pairs`): keeping only the first `n` per role and count gives the same first n pairs as the whole
+    pool would, so no worker ever holds the pool."""
 
     def __init__(self, config: config_lib.Config, counts: Dict[str, int], num_samples: int):
         self.config, self.counts, self.num_samples = config, counts, num_samples
@@ -205,41 +225,70 @@ class AssignGanPairsFn(beam.DoFn):
         self._read = common.counter(common.READ)
         self._reject = common.Reject("pool")
 
-    def process(self, pool: List[dict]) -> Iterable:
+    def process(self, keyed, pool_counts: Dict[tuple, int]) -> Iterable:
         from tfvgs import schema
-        from tfvgs.world import ATTRIBUTES
-        pool = sorted(pool, key=lambda sample: sample["index"])
-        for family, values in ATTRIBUTES.items():
-            for value in values:
-                rng = np.random.default_rng(stable_seed(self.config.seed, "semantic_gan_pairs", family, value))
-                positives = [s for s in pool if has_value(s["description"], family, value)]
-                negatives = [s for s in pool if not has_value(s["description"], family, value)]
-                pairs = count_matched_pairs([positives[i] for i in rng.permutation(len(positives))],
-                                            [negatives[i] for i in rng.permutation(len(negatives))])
-                for index in range(self.counts[family]):
-                    self._read.inc()
-                    pair_id = f"{family}/{value}/{index:05d}"
-                    if index >= len(pairs):
-                        yield self._reject(
-                            pair_id, f"the pool has {len(positives)} images with {family}={value} and "
-                                     f"{len(negatives)} without among {len(pool)} confidently described of "
-                                     f"{self.num_samples} GAN samples, which make {len(pairs)} pairs of equal "
-                                     f"object counts; raise --num_samples",
-                            f"--num_samples {self.num_samples}")
-                        continue
-                    pos, neg = pairs[index]
-                    record = schema.encode_semantic_pair_record(
-                        pair_id=pair_id, family=family, value=value, positive_png=pos["png"],
-                        negative_png=neg["png"], positive_scene_json=self._scene_json(pos),
-                        negative_scene_json=self._scene_json(neg))
-                    common.counter(f"pairs:{family}").inc()
-                    yield "pairs", record
+        (family, value), grouped = keyed
+        positives, negatives = [], []
+        for positive, _, candidates in grouped["candidates"]:
+            (positives if positive else negatives).extend(candidates)
+        pairs = count_matched_pairs([c[2] for c in sorted(positives, key=lambda c: c[:2])],
+                                    [c[2] for c in sorted(negatives, key=lambda c: c[:2])])
+        for index in range(self.counts[family]):
+            self._read.inc()
+            pair_id = f"{family}/{value}/{index:05d}"
+            if index >= len(pairs):
+                yield self._reject(pair_id, self._shortage(family, value, pool_counts),
+                                   f"--num_samples {self.num_samples}")
+                continue
+            pos, neg = pairs[index]
+            record = schema.encode_semantic_pair_record(
+                pair_id=pair_id, family=family, value=value, positive_png=pos["png"], negative_png=neg["png"],
+                positive_scene_json=self._scene_json(pos), negative_scene_json=self._scene_json(neg))
+            common.counter(f"pairs:{family}").inc()
+            yield "pairs", record
+
+    def _shortage(self, family: str, value: str, pool_counts: Dict[tuple, int]) -> str:
+        mine = {(positive, count): n for (f, v, positive, count), n in pool_counts.items() if (f, v) == (family, value)}
+        with_value = sum(n for (positive, _), n in mine.items() if positive)
+        without = sum(n for (positive, _), n in mine.items() if not positive)
+        matched = sum(min(n, mine.get((False, count), 0)) for (positive, count), n in mine.items() if positive)
+        return (f"the pool has {with_value} images with {family}={value} and {without} without among "
+                f"{with_value + without} confidently described of {self.num_samples} GAN samples, which make "
+                f"{matched} pairs of equal object counts; raise --num_samples")
 
     @staticmethod
     def _scene_json(sample: dict) -> str:
         import json
         return json.dumps(dict(sample["description"], image_index=sample["index"], split="test",
                                latent_seed=sample["latent_seed"], source="gan"), sort_keys=True)
+
+
+class GanPairs(beam.PTransform):
+    """Described GAN samples -> pair records and rejections, keyed by value: per (value, role, object count) only
+    the first samples of the value's seeded order are kept (a bounded combiner), never the whole pool."""
+
+    def __init__(self, config: config_lib.Config, counts: Dict[str, int], num_samples: int):
+        super().__init__()
+        self.config, self.counts, self.num_samples = config, counts, num_samples
+
+    def expand(self, samples):
+        from tfvgs.world import ATTRIBUTES
+        seed = self.config.seed
+        keyed = samples | "KeyByValue" >> beam.FlatMap(gan_pool_keys, seed)
+        pool_counts = (keyed
+                       | "CountOne" >> beam.Map(lambda kv: (kv[0], 1))
+                       | "PoolCounts" >> beam.CombinePerKey(sum))
+        candidates = (keyed
+                      | "FirstInOrder" >> beam.combiners.Top.SmallestPerKey(max(self.counts.values()),
+                                                                            key=lambda c: c[:2])
+                      | "ByValue" >> beam.Map(lambda kv: ((kv[0][0], kv[0][1]), (kv[0][2], kv[0][3], kv[1]))))
+        plan = (samples.pipeline
+                | "PlannedValues" >> beam.Create([((f, v), None) for f, values in ATTRIBUTES.items() for v in values]))
+        return ({"plan": plan, "candidates": candidates}
+                | "GroupByValue" >> beam.CoGroupByKey()
+                | "AssignPairs" >> beam.ParDo(AssignGanPairsFn(self.config, self.counts, self.num_samples),
+                                              beam.pvalue.AsDict(pool_counts)).with_outputs(
+                    common.REJECTED_TAG, main="records"))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -286,9 +335,7 @@ def build_pipeline(p: beam.Pipeline, config: config_lib.Config, output_dir: str,
                  | "ReshuffleIndices" >> beam.Reshuffle()
                  | "BatchIndices" >> beam.BatchElements(min_batch_size=1, max_batch_size=batch_size)
                  | "DrawAndDescribe" >> beam.ParDo(DescribeGanSamplesFn(config, workdir))
-                 | "Pool" >> beam.combiners.ToList()
-                 | "AssignPairs" >> beam.ParDo(AssignGanPairsFn(config, counts, num_samples)).with_outputs(
-                     common.REJECTED_TAG, main="records"))
+                 | "PairByValue" >> GanPairs(config, counts, num_samples))
     else:
         pair_items = [(family, value, i) for family, values in ATTRIBUTES.items() for value in values
                       for i in range(counts[family])]

@@ -45,7 +45,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         args.workdir, args.output_dir, stage=args.stage,
         fallback_config=config_lib.config_from_args(args, saved=layout.saved_config(args.workdir)),
         index_data_dir=args.index_data_dir, index_split=args.index_split, index_limit=args.index_limit,
-        similarity=args.similarity, top_k=args.top_k, shortlist=args.shortlist, version=args.version, base_path=args.serving_base_path,
+        similarity=args.similarity, top_k=args.top_k, shortlist=args.shortlist, version=args.version,
+        base_path=args.serving_base_path,
         export_generator=not args.no_generator, allow_partial_generator=args.allow_partial_generator)
 
 

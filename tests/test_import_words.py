@@ -162,7 +162,8 @@ def test_the_accuracy_uses_exactly_the_imported_words(recorded, tiny_demo):
     audio = {}
     for batch in data.words_dataset(recorded["out"], config):
         for logmel, f, v in zip(batch["logmel"].numpy(), batch["family"].numpy(), batch["value"].numpy()):
-            audio[key(logmel)] = np.eye(len(vocabulary), dtype="float32")[vocabulary.index(f"{f.decode()}/{v.decode()}")]
+            one_hot = np.eye(len(vocabulary), dtype="float32")
+            audio[key(logmel)] = one_hot[vocabulary.index(f"{f.decode()}/{v.decode()}")]
     result = semantic_eval.semantic_accuracy(Oracle(images, audio), recorded["out"], semantic_dir, config,
                                              batch_size=4, missing_words="skip")
     recorded_values = {"/".join(speech.WORD_TO_VALUE[w.lower()]) for said in SAID.values() for w in said}

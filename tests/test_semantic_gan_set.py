@@ -113,6 +113,45 @@ def test_pairs_match_object_counts_and_use_each_negative_once():
     assert [(p["index"], n["index"]) for p, n in pairs] == [(0, 11), (1, 10), (2, 13)]   # no 3-object negative
 
 
+def test_keeping_the_first_n_per_role_and_count_gives_the_whole_pools_pairs():
+    """GanPairs never holds the pool, yet pairs exactly as count_matched_pairs over the whole pool in seeded order."""
+    import apache_beam as beam
+    from apache_beam.testing.test_pipeline import TestPipeline
+    from apache_beam.testing.util import assert_that, equal_to
+    config = get_config("tiny")
+    rng = np.random.default_rng(3)
+    colors, shapes = world.ATTRIBUTES["color"], world.ATTRIBUTES["shape"]
+    pool = [{"index": i, "latent_seed": i, "png": b"png-%d" % i,
+             "description": {"objects": [{"color": str(rng.choice(colors)), "shape": str(rng.choice(shapes)),
+                                          "material": "rubber", "size": "small"}
+                                         for _ in range(int(rng.integers(1, 4)))]}} for i in range(60)]
+    counts = {family: 4 for family in world.ATTRIBUTES}
+
+    def whole_pool_pairs(family, value):
+        order = sorted(pool, key=lambda s: stable_seed(config.seed, "semantic_gan_pairs", family, value, s["index"]))
+        pairs = semantic_test_set.count_matched_pairs(
+            [s for s in order if semantic_test_set.has_value(s["description"], family, value)],
+            [s for s in order if not semantic_test_set.has_value(s["description"], family, value)])
+        return [(f"{family}/{value}/{i:05d}", p["index"], n["index"]) for i, (p, n) in enumerate(pairs[:4])]
+
+    expected = [t for family, values in world.ATTRIBUTES.items() for value in values
+                for t in whole_pool_pairs(family, value)]
+    assert len(expected) < sum(4 * len(v) for v in world.ATTRIBUTES.values()), "some value must run short"
+
+    def ids(record):
+        f = tf.train.Example.FromString(record[1]).features.feature
+        return (text(f, schema.PAIR_ID), json.loads(text(f, schema.POSITIVE_SCENE))["image_index"],
+                json.loads(text(f, schema.NEGATIVE_SCENE))["image_index"])
+
+    with TestPipeline() as p:
+        out = p | beam.Create(pool) | semantic_test_set.GanPairs(config, counts, num_samples=60)
+        assert_that(out.records | beam.Map(ids), equal_to(expected), label="pairs")
+        rejected = out[common.REJECTED_TAG] | "Ids" >> beam.Map(lambda r: r["id"])
+        missing = sorted({f"{f}/{v}/{i:05d}" for f, values in world.ATTRIBUTES.items() for v in values
+                          for i in range(4)} - {e[0] for e in expected})
+        assert_that(rejected, equal_to(missing), label="rejected")
+
+
 def test_gan_images_are_never_audio_clevrgan_images():
     seed = get_config("tiny").seed
     ours = {stable_seed(seed, semantic_test_set.GAN_LATENT_NAMESPACE, i) for i in range(1000)}
