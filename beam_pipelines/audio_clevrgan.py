@@ -20,7 +20,7 @@ the latent seed to look at it again). The run prints read / written / rejected a
 from __future__ import annotations
 
 import json
-from typing import Iterable, List, Optional, Sequence
+from typing import Callable, Iterable, List, Optional, Sequence
 
 import apache_beam as beam
 import numpy as np
@@ -69,19 +69,47 @@ def check_models(workdir: str, allow_partial_gan: bool = False) -> None:
     gan_io.load_generator(workdir, allow_partial=allow_partial_gan)   # raises for a generator that stopped growing
 
 
+def in_fixed_batches(fn: Callable, inputs: np.ndarray, batch: int):
+    """fn over `inputs` [N, ...] in chunks of exactly `batch` rows (the last one zero-padded), results cut to N rows
+    and joined; fn returns an array or a tuple / dict of arrays with the batch first."""
+    if len(inputs) == 0:
+        raise ValueError(f"in_fixed_batches needs at least one row. Received shape {np.shape(inputs)}")
+    chunks = []
+    for start in range(0, len(inputs), batch):
+        part = inputs[start:start + batch]
+        padded = np.concatenate([part, np.zeros((batch - len(part),) + part.shape[1:], part.dtype)])
+        out = fn(padded)
+        chunks.append((len(part), out))
+
+    def join(select):
+        return np.concatenate([np.asarray(select(out))[:n] for n, out in chunks])
+    first = chunks[0][1]
+    if isinstance(first, dict):
+        return {k: join(lambda out, k=k: out[k]) for k in first}
+    if isinstance(first, (tuple, list)):
+        return tuple(join(lambda out, i=i: out[i]) for i in range(len(first)))
+    return join(lambda out: out)
+
+
 class DrawAndDescribeFn(beam.DoFn):
     """A batch of sample indices -> GAN images -> segmenter descriptions -> one caption work item per caption.
 
     Both models are loaded once per worker in setup() and run as tf.functions over whole batches. process() is
     draw -> describe -> caption_items, each usable on its own after setup() (benchmarks/audio_clevrgan_bench.py
     times them one by one).
+
+    The models always see batches of exactly `model_batch` rows (a short batch is padded): oneDNN picks kernels by
+    shape, and the segmenter's confidences for one image differed in the 7th digit between a batch of 3 and one of 5,
+    so how Beam happened to batch the samples (it differs between runs and runners) decided the stored descriptions
+    and, near `min_confidence`, which samples are kept. With one shape every image's result is the same in any run.
     """
 
     def __init__(self, config: config_lib.Config, workdir: str, num_samples: int, captions_per_image: int,
-                 style: str, allow_partial_gan: bool = False, latent_namespace: str = PIPELINE_NAME):
+                 style: str, allow_partial_gan: bool = False, latent_namespace: str = PIPELINE_NAME,
+                 model_batch: int = 32):
         self.config, self.workdir, self.num_samples = config, workdir, num_samples
         self.captions_per_image, self.style, self.allow_partial_gan = captions_per_image, style, allow_partial_gan
-        self.latent_namespace = latent_namespace
+        self.latent_namespace, self.model_batch = latent_namespace, int(model_batch)
 
     def setup(self):
         import tensorflow as tf
@@ -97,10 +125,13 @@ class DrawAndDescribeFn(beam.DoFn):
             finite = tf.reduce_all(tf.math.is_finite(images), axis=[1, 2, 3])
             return ProgressiveGenerator.to_uint8(images), finite
 
-        self._draw = tf.function(draw, input_signature=[tf.TensorSpec([None, self.latent_dim], tf.float32)])
+        batch = self.model_batch
+        draw_fixed = tf.function(draw, input_signature=[tf.TensorSpec([batch, self.latent_dim], tf.float32)])
+        self._draw = lambda z: in_fixed_batches(draw_fixed, np.asarray(z, np.float32), batch)
         segment = tf.function(lambda images: segmenter(images, training=False),
-                              input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)])
-        self._segment = lambda images, training=False: segment(images)
+                              input_signature=[tf.TensorSpec([batch, size, size, 3], tf.float32)])
+        self._segment = lambda images, training=False: in_fixed_batches(segment, np.asarray(images, np.float32),
+                                                                         batch)
         self._read = common.counter(common.READ)
         self._drawn = common.counter(SAMPLES_DRAWN)
         self._undescribed = common.counter(SAMPLES_UNDESCRIBED)
@@ -178,7 +209,8 @@ def build_pipeline(p: beam.Pipeline, config: config_lib.Config, workdir: str, ou
                  | "ReshuffleIndices" >> beam.Reshuffle()
                  | "BatchIndices" >> beam.BatchElements(min_batch_size=1, max_batch_size=batch_size)
                  | "DrawAndDescribe" >> beam.ParDo(DrawAndDescribeFn(
-                     config, workdir, num_samples, captions_per_image, style, allow_partial_gan)).with_outputs(
+                     config, workdir, num_samples, captions_per_image, style, allow_partial_gan,
+                     model_batch=batch_size)).with_outputs(
                          common.REJECTED_TAG, main="items"))
     speak_and_write(described.items, described[common.REJECTED_TAG], config, style, tts_workers, output_dir)
 

@@ -160,9 +160,9 @@ class DescribeGanSamplesFn(audio_clevrgan.DrawAndDescribeFn):
     """A batch of sample indices -> the confidently described GAN samples as pool entries {index, latent_seed, png,
     description}; every sample is counted as drawn, the others also as undescribed."""
 
-    def __init__(self, config: config_lib.Config, workdir: str):
+    def __init__(self, config: config_lib.Config, workdir: str, model_batch: int = 32):
         super().__init__(config, workdir, num_samples=1, captions_per_image=1, style="synthetic",
-                         latent_namespace=GAN_LATENT_NAMESPACE)
+                         latent_namespace=GAN_LATENT_NAMESPACE, model_batch=model_batch)
 
     def process(self, indices: List[int]) -> Iterable:
         from tfvgs import schema
@@ -334,7 +334,7 @@ def build_pipeline(p: beam.Pipeline, config: config_lib.Config, output_dir: str,
                  | "SampleIndices" >> beam.Create(range(num_samples))
                  | "ReshuffleIndices" >> beam.Reshuffle()
                  | "BatchIndices" >> beam.BatchElements(min_batch_size=1, max_batch_size=batch_size)
-                 | "DrawAndDescribe" >> beam.ParDo(DescribeGanSamplesFn(config, workdir))
+                 | "DrawAndDescribe" >> beam.ParDo(DescribeGanSamplesFn(config, workdir, model_batch=batch_size))
                  | "PairByValue" >> GanPairs(config, counts, num_samples))
     else:
         pair_items = [(family, value, i) for family, values in ATTRIBUTES.items() for value in values

@@ -52,6 +52,12 @@ def _floats(values: Sequence[float]) -> tf.train.Feature:
     return tf.train.Feature(float_list=tf.train.FloatList(value=[float(v) for v in values]))
 
 
+def _serialize(feature: Dict[str, tf.train.Feature]) -> bytes:
+    """The tf.train.Example of `feature` as bytes, its map in key order: protobuf's map order otherwise differs between
+    processes, and the same record written by two Beam workers would be two byte strings."""
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString(deterministic=True)
+
+
 def encode_png(array: np.ndarray) -> bytes:
     """PNG bytes of a uint8 [H,W], [H,W,3] or [H,W,4] array (lossless, so masks and ids survive)."""
     from PIL import Image
@@ -83,7 +89,7 @@ def encode_scene_record(*, scene: Dict[str, Any], image: np.ndarray, instance_ma
         MASK_PNG: _bytes(encode_png(instance_mask)),
         ATTRIBUTES_PNG: _bytes(encode_png(attributes)),
     }
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+    return _serialize(feature)
 
 
 def encode_pair_record(*, pair_id: str, image_png: bytes, logmel: np.ndarray, caption: str, voice: str,
@@ -107,7 +113,7 @@ def encode_pair_record(*, pair_id: str, image_png: bytes, logmel: np.ndarray, ca
         SCENE_JSON: _bytes(scene_json),
         LATENT: _floats(latent if latent is not None else []),
     }
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+    return _serialize(feature)
 
 
 SCENE_FEATURES = {
@@ -242,7 +248,7 @@ def encode_word_record(*, word_id: str, family: str, value: str, text: str, logm
     feature = {VERSION: _ints([SCHEMA_VERSION]), WORD_ID: _bytes(word_id), FAMILY: _bytes(family),
                VALUE: _bytes(value), WORD_TEXT: _bytes(text), VOICE: _bytes(voice),
                **_logmel_features(logmel, f"word {word_id!r}")}
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+    return _serialize(feature)
 
 
 def encode_semantic_pair_record(*, pair_id: str, family: str, value: str, positive_png: bytes, negative_png: bytes,
@@ -253,7 +259,7 @@ def encode_semantic_pair_record(*, pair_id: str, family: str, value: str, positi
                FAMILY: _bytes(family), VALUE: _bytes(value), POSITIVE_PNG: _bytes(positive_png),
                NEGATIVE_PNG: _bytes(negative_png), POSITIVE_SCENE: _bytes(positive_scene_json),
                NEGATIVE_SCENE: _bytes(negative_scene_json)}
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+    return _serialize(feature)
 
 
 def encode_transfer_record(*, pair_id: str, split: str, image_png: bytes, edited_png: bytes, caption: str,
@@ -266,7 +272,7 @@ def encode_transfer_record(*, pair_id: str, split: str, image_png: bytes, edited
                CAPTION: _bytes(caption), VOICE: _bytes(voice), SCENE_JSON: _bytes(scene_json),
                EDITED_SCENE: _bytes(edited_scene_json), EDIT_JSON: _bytes(json.dumps(edit, sort_keys=True)),
                EDIT_ATTRIBUTE: _bytes(edit["attribute"]), **_logmel_features(logmel, f"transfer pair {pair_id!r}")}
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+    return _serialize(feature)
 
 
 _LOGMEL_SPEC = {LOGMEL: tf.io.FixedLenFeature([], tf.string),
