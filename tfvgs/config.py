@@ -108,7 +108,8 @@ class TrainConfig:
     checkpoint_every: int = 500         # steps between checkpoints (a killed run loses at most this many)
     keep_checkpoints: int = 3
     log_every: int = 50
-    strategy: str = "auto"              # auto (all visible GPUs, else the CPU) | mirrored | default
+    strategy: str = "auto"              # auto (TF_CONFIG's workers, else all GPUs, else the CPU) | mirrored |
+    #                                     multi_worker (tfvgs.multi_worker) | default
     eval_pairs: int = 500               # held-out pairs for recall, as paper 000
     # Extra views for isolated words (0 = off, as paper 001): every pair also scores a random crop of its caption,
     # crop_frames[0]..crop_frames[1] input frames alone in silence like a word of the semantic test, against the

@@ -22,12 +22,19 @@ class NonFiniteLossError(RuntimeError):
     """Training produced a NaN or infinite loss."""
 
 
+STRATEGIES = ("auto", "mirrored", "multi_worker", "default")
+
+
 def build_strategy(name: str) -> tf.distribute.Strategy:
-    """"auto": MirroredStrategy over all GPUs when there are any, else the default (one-device) strategy;
+    """"auto": MultiWorkerMirroredStrategy when TF_CONFIG names several tasks (`tfvgs.multi_worker`), else
+    MirroredStrategy over all GPUs when there are any, else the default (one-device) strategy;
     "mirrored": MirroredStrategy over all visible devices of the first kind found (GPUs, else CPUs);
-    "default": no distribution."""
-    if name not in ("auto", "mirrored", "default"):
-        raise ValueError(f"Unknown strategy {name!r}. Expected auto, mirrored or default")
+    "multi_worker": MultiWorkerMirroredStrategy from TF_CONFIG; "default": no distribution."""
+    from tfvgs import multi_worker
+    if name not in STRATEGIES:
+        raise ValueError(f"Unknown strategy {name!r}. Expected one of {STRATEGIES}")
+    if name == "multi_worker" or (name == "auto" and multi_worker.cluster_from_env() is not None):
+        return multi_worker.build()
     gpus = tf.config.list_logical_devices("GPU")
     if name == "mirrored":
         devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
@@ -59,9 +66,9 @@ def current_learning_rate(optimizer) -> float:
 class CheckpointEveryChunk(keras.callbacks.Callback):
     """Saves model + optimizer at the end of each chunk ("epoch") when the last loss was finite."""
 
-    def __init__(self, manager: tf.train.CheckpointManager):
+    def __init__(self, manager: tf.train.CheckpointManager, after_save: Optional[Callable[[], None]] = None):
         super().__init__()
-        self.manager = manager
+        self.manager, self.after_save = manager, after_save
         self.finite = True
 
     def on_train_batch_end(self, batch, logs=None):
@@ -77,6 +84,8 @@ class CheckpointEveryChunk(keras.callbacks.Callback):
             self.model.stop_training = True
         if self.finite:
             self.manager.save(checkpoint_number=int(self.model.optimizer.iterations.numpy()))
+            if self.after_save is not None:
+                self.after_save()
 
 
 class ScalarSummaries(keras.callbacks.Callback):
@@ -120,15 +129,17 @@ def model_checkpoint(model: keras.Model) -> tf.train.Checkpoint:
 
 
 def restore_or_initialize(model: keras.Model, checkpoint_dir: str, max_to_keep: int,
-                          initialize: Optional[Callable[[], None]] = None) -> tf.train.CheckpointManager:
+                          initialize: Optional[Callable[[], None]] = None,
+                          write_dir: Optional[str] = None) -> tf.train.CheckpointManager:
     """Restores the latest checkpoint in `checkpoint_dir`; without one, calls `initialize` (e.g. warm start from
-    the previous stage). The model and its optimizer must already be built."""
+    the previous stage). The model and its optimizer must already be built. The manager saves to `write_dir`
+    (default `checkpoint_dir`; a non-chief worker's temporary folder, `tfvgs.multi_worker`)."""
     checkpoint = model_checkpoint(model)
-    manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=max_to_keep)
-    if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_consumed()
-        print(f"resumed from {manager.latest_checkpoint} (step {int(model.optimizer.iterations.numpy())})",
-              flush=True)
+    manager = tf.train.CheckpointManager(checkpoint, write_dir or checkpoint_dir, max_to_keep=max_to_keep)
+    latest = tf.train.latest_checkpoint(checkpoint_dir)
+    if latest:
+        checkpoint.restore(latest).assert_consumed()
+        print(f"resumed from {latest} (step {int(model.optimizer.iterations.numpy())})", flush=True)
     elif initialize is not None:
         initialize()
     return manager
@@ -160,13 +171,14 @@ def chunk_plan(done: int, steps: int, chunk: int) -> List[Tuple[int, int, int]]:
 def fit_resumable(model: keras.Model, make_train_dataset: Callable[[int], tf.data.Dataset], *, steps: int,
                   checkpoint_every: int, manager: tf.train.CheckpointManager, callbacks: List = (),
                   validation_data: Optional[tf.data.Dataset] = None,
-                  verbose: Optional[int] = None) -> Dict[str, float]:
+                  verbose: Optional[int] = None,
+                  after_save: Optional[Callable[[], None]] = None) -> Dict[str, float]:
     """Trains from wherever the restored optimizer step is to exactly `steps`, checkpointing every
     `checkpoint_every` steps and at the end (`chunk_plan`).
 
     `make_train_dataset(skip_batches)` must return the endless training dataset with its first `skip_batches`
     batches skipped. Returns the last logs; raises NonFiniteLossError on a NaN/inf loss, and a DataLossError naming
-    the shard when a TFRecord shard read through `tfvgs.data` is corrupt.
+    the shard when a TFRecord shard read through `tfvgs.data` is corrupt. `after_save` runs after every checkpoint.
     """
     verbose = console_verbosity() if verbose is None else verbose
     done = int(model.optimizer.iterations.numpy())
@@ -174,7 +186,7 @@ def fit_resumable(model: keras.Model, make_train_dataset: Callable[[int], tf.dat
     if not plan:
         print(f"already trained {done} steps (>= {steps}); nothing to do", flush=True)
         return {}
-    saver = CheckpointEveryChunk(manager)
+    saver = CheckpointEveryChunk(manager, after_save)
     logs: Dict[str, float] = {}
     for initial_epoch, epochs, steps_per_epoch in plan:
         with data.corrupt_shards_named():  # tf.data's DataLossError names no file

@@ -12,7 +12,7 @@ from typing import Dict, List, Optional, Tuple
 import keras
 import tensorflow as tf
 
-from tfvgs import atomic_files, data, training, workdir as layout
+from tfvgs import atomic_files, data, multi_worker, training, workdir as layout
 from tfvgs.config import Config
 
 
@@ -129,20 +129,29 @@ class Stage(abc.ABC):
                                  f"Resume with the same settings, or use another --workdir.")
 
     def run(self) -> Dict[str, float]:
+        """Trains the stage. Under a multi-worker strategy every worker runs this; only the chief writes the stage's
+        files, the others keep their checkpoint saves in a temporary folder (`tfvgs.multi_worker`)."""
+        chief = multi_worker.is_chief(self.strategy)
         self.check_data()
         tf.io.gfile.makedirs(self.stage_dir)
         self.check_resume_config()
-        self.config.save(self.config_path)
+        if chief:
+            self.config.save(self.config_path)
         t = self.config.train
+        write_dir = multi_worker.write_dir(self.checkpoint_dir, self.strategy)
         with self.strategy.scope():
             model = self.build_model()
             manager = training.restore_or_initialize(model, self.checkpoint_dir, t.keep_checkpoints,
-                                                     lambda: self.initialize(model))
+                                                     lambda: self.initialize(model), write_dir=write_dir)
         steps, checkpoint_every = self.schedule()
+        callbacks = ([training.ScalarSummaries(self.tensorboard_dir, t.log_every), *self.callbacks(model)]
+                     if chief else [])
         logs = training.fit_resumable(
             model, self.build_train_dataset, steps=steps, checkpoint_every=checkpoint_every, manager=manager,
-            callbacks=[training.ScalarSummaries(self.tensorboard_dir, t.log_every), *self.callbacks(model)],
-            validation_data=self.build_val_dataset())
+            callbacks=callbacks, validation_data=self.build_val_dataset(),
+            after_save=lambda: multi_worker.remove_worker_dir(write_dir, self.strategy))
+        if not chief:
+            return logs
         self.save(model)
         print(f"[{self.name}] model saved to {self.model_path}; TensorBoard: tensorboard --logdir "
               f"{self.tensorboard_dir}", flush=True)
