@@ -124,3 +124,14 @@ def test_a_killed_worker_resumes_from_the_chiefs_checkpoint(tiny_world, single_r
     assert "resumed from" in (tmp_path / "again-worker1.log").read_text()
     for a, b in zip(weights(single_runs[6]), weights(workdir)):
         np.testing.assert_allclose(b, a, rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("stage", ["gan", "cluster"])
+def test_steps_that_own_their_loop_refuse_several_workers_at_once(tiny_world, tmp_path, stage):
+    """Before the strategy is built (building it waits for every worker): one clear error, not a hang."""
+    tf_config = '{"cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}, "task": {"type": "worker", "index": 0}}'
+    command = [sys.executable, "-m", "tfvgs.train", "--stage", stage, "--config", "tiny",
+               "--data_dir", tiny_world["scenes"], "--workdir", str(tmp_path / "w")]
+    proc = subprocess.run(command, cwd=ROOT, env=env(tf_config), capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert f"The {stage} step runs on one machine" in proc.stderr and "train.strategy=default" in proc.stderr

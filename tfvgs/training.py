@@ -25,15 +25,22 @@ class NonFiniteLossError(RuntimeError):
 STRATEGIES = ("auto", "mirrored", "multi_worker", "default")
 
 
+def wants_multi_worker(name: str) -> bool:
+    """Whether `build_strategy(name)` builds a MultiWorkerMirroredStrategy (which waits for every worker of
+    TF_CONFIG to start)."""
+    from tfvgs import multi_worker
+    if name not in STRATEGIES:
+        raise ValueError(f"Unknown strategy {name!r}. Expected one of {STRATEGIES}")
+    return name == "multi_worker" or (name == "auto" and multi_worker.cluster_from_env() is not None)
+
+
 def build_strategy(name: str) -> tf.distribute.Strategy:
     """"auto": MultiWorkerMirroredStrategy when TF_CONFIG names several tasks (`tfvgs.multi_worker`), else
     MirroredStrategy over all GPUs when there are any, else the default (one-device) strategy;
     "mirrored": MirroredStrategy over all visible devices of the first kind found (GPUs, else CPUs);
     "multi_worker": MultiWorkerMirroredStrategy from TF_CONFIG; "default": no distribution."""
     from tfvgs import multi_worker
-    if name not in STRATEGIES:
-        raise ValueError(f"Unknown strategy {name!r}. Expected one of {STRATEGIES}")
-    if name == "multi_worker" or (name == "auto" and multi_worker.cluster_from_env() is not None):
+    if wants_multi_worker(name):
         return multi_worker.build()
     gpus = tf.config.list_logical_devices("GPU")
     if name == "mirrored":

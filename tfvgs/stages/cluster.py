@@ -37,6 +37,7 @@ BATCH = 64
 
 class ClusterStage(Stage):
     name = "cluster"
+    multi_worker_ok = False   # trains nothing: one process ranks the units
     source = "random_edits"
     data_kinds = ("gan_pairs",)
     data_splits = ("train",)

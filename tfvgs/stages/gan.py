@@ -247,6 +247,7 @@ class GanStage(Stage):
     `gan.total_kimg` thousand real images; see the module docstring."""
 
     name = "gan"
+    multi_worker_ok = False   # one device: see __init__
     data_kinds = ("scenes", "pairs")
     data_splits = ("train",)
     # Everything that shapes the GAN, its data and its schedule must match when resuming; the length of the run

@@ -25,10 +25,19 @@ class Stage(abc.ABC):
     # What --data_dir must hold (tfvgs.data.RECORD_KINDS) and which splits, checked before anything is written.
     data_kinds: Tuple[str, ...] = ("pairs",)
     data_splits: Tuple[str, ...] = ("train", "val")
+    # Whether the step runs under a multi-worker strategy (`tfvgs.multi_worker`); steps that own their loop say no.
+    multi_worker_ok: bool = True
 
     def __init__(self, config: Config, workdir: str, data_dir: str,
                  strategy: Optional[tf.distribute.Strategy] = None):
         self.config, self.workdir, self.data_dir = config, workdir, data_dir
+        refused = not self.multi_worker_ok and (multi_worker.is_multi_worker(strategy) if strategy is not None
+                                                else training.wants_multi_worker(config.train.strategy))
+        if refused:     # before the strategy is built: building it waits for every worker
+            raise ValueError(f"The {self.name} step runs on one machine, not under MultiWorkerMirroredStrategy (every "
+                             f"worker would write the same files). Run it without TF_CONFIG or with --set "
+                             f"train.strategy=default. Received: train.strategy={config.train.strategy!r} with a "
+                             f"TF_CONFIG of several workers")
         self.strategy = strategy or training.build_strategy(config.train.strategy)
 
     # --- paths -------------------------------------------------------------------------------------------------
