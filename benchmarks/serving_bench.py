@@ -19,6 +19,7 @@ read the first line of a run, or run one index per process).
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import resource
@@ -70,6 +71,10 @@ def main(argv=None):
                         help="query caption length (8.2 s: the mean synthetic caption of the cpu preset)")
     parser.add_argument("--shortlists", type=int, nargs="+", default=[0],
                         help="MISA / SIMA: shortlist sizes to time (0: rank the whole index)")
+    parser.add_argument("--index_dtype", default="float32", choices=("float32", "float16"))
+    parser.add_argument("--in_process", action="store_true",
+                        help="time the servable's retrieve tf.function without exporting and reloading it (an index "
+                             "too large to export and load beside its numpy copy on this machine)")
     parser.add_argument("--repeats", type=int, default=30, help="timed retrieve calls")
     parser.add_argument("--batch", type=int, default=16, help="batch of the embed throughput measurements")
     parser.add_argument("--embed_repeats", type=int, default=5)
@@ -94,17 +99,30 @@ def main(argv=None):
         embed_loaded = None
         for similarity in args.similarities:
             shape = (args.index_size, feature_shape[-1]) if similarity == "sisa" else (args.index_size,) + feature_shape
-            features = rng.standard_normal(shape, dtype=np.float32)
+            features = np.empty(shape, np.dtype(args.index_dtype))     # filled in chunks: no float32 copy
+            for start in range(0, shape[0], 1000):
+                features[start:start + 1000] = rng.standard_normal((min(1000, shape[0] - start),) + shape[1:],
+                                                                   dtype=np.float32)
             index = ImageIndex([f"image/{i:07d}" for i in range(args.index_size)], features,
                                {"kind": "random N(0, 1) features"})
             for shortlist in (args.shortlists if similarity != "sisa" else [0]):
-                loaded, io_times = export_and_load(model, config, index, similarity, workdir, shortlist)
-                retrieve = loaded.signatures["retrieve"]
+                loaded = retrieve = None       # the previous servable's copy of the index goes before the next
+                gc.collect()
+                if args.in_process:
+                    from export.audio_visual import AudioVisualServable
+                    loaded = AudioVisualServable(model, config, index=index, similarity=similarity, top_k=10,
+                                                 shortlist=shortlist)
+                    retrieve, io_times = (lambda waveform, num_samples, s=loaded: s.retrieve(waveform, num_samples)), \
+                        {"in_process": True}
+                else:
+                    loaded, io_times = export_and_load(model, config, index, similarity, workdir, shortlist)
+                    retrieve = loaded.signatures["retrieve"]
                 times = _timings(lambda: retrieve(waveform=tf.constant(query),
                                                   num_samples=tf.constant([query_samples]))["scores"].numpy(),
                                  args.repeats)
                 print(json.dumps({"measure": "retrieve", "similarity": similarity, "shortlist": shortlist,
                                   "index_size": args.index_size, "index_feature_shape": list(shape[1:]),
+                                  "index_dtype": args.index_dtype,
                                   "index_mbytes": round(features.nbytes / 2**20),
                                   "query_seconds": round(query_samples / limits["sample_rate"], 2), "batch": 1,
                                   "p50_ms": round(1000 * float(np.percentile(times, 50)), 1),
@@ -112,9 +130,12 @@ def main(argv=None):
                                   "mean_ms": round(1000 * float(times.mean()), 1), "repeats": args.repeats,
                                   "rss_mbytes": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
                                   **io_times, **common}), flush=True)
-                embed_loaded = loaded
-            del features, index
+                embed_loaded = None if args.in_process else loaded
+            del features, index, loaded, retrieve
+            gc.collect()
 
+        if args.in_process:
+            return
         # embed throughput on the last loaded servable (the encoders are the same in every export)
         b = args.batch
         frames = min(int(args.query_seconds * 100), config.features.max_frames)

@@ -32,6 +32,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
                         help="retrieve in two stages: re-rank with --similarity only each query's SHORTLIST best "
                              "images by the pooled score (0, the default: rank every image; see docs/benchmarks.md "
                              "for latency and recall per size)")
+    parser.add_argument("--index_dtype", default="float32", choices=("float32", "float16"),
+                        help="how the index is stored (float16: half the memory; scores are computed in float32)")
     parser.add_argument("--version", type=int, default=None,
                         help="version number (default: one more than the highest existing)")
     parser.add_argument("--serving_base_path", default="/models",
@@ -45,7 +47,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         args.workdir, args.output_dir, stage=args.stage,
         fallback_config=config_lib.config_from_args(args, saved=layout.saved_config(args.workdir)),
         index_data_dir=args.index_data_dir, index_split=args.index_split, index_limit=args.index_limit,
-        similarity=args.similarity, top_k=args.top_k, shortlist=args.shortlist, version=args.version,
+        similarity=args.similarity, top_k=args.top_k, shortlist=args.shortlist, index_dtype=args.index_dtype,
+        version=args.version,
         base_path=args.serving_base_path,
         export_generator=not args.no_generator, allow_partial_generator=args.allow_partial_generator)
 

@@ -66,7 +66,8 @@ _STRING = tf.TensorSpec(None, tf.string)
 class ImageIndex:
     """Pre-computed image features that `retrieve` ranks, with one id per image.
 
-    features: [N, H', W', D] image feature maps, or pooled [N, D] vectors when retrieval uses SISA.
+    features: [N, H', W', D] image feature maps, or pooled [N, D] vectors when retrieval uses SISA; float32, or
+        float16 to halve the index (scores are computed in float32 from the stored values).
     ids: N strings (pair ids or scene ids).
     description: where it came from (data dir, split, ...), recorded in the export's info file.
     """
@@ -75,10 +76,19 @@ class ImageIndex:
     description: Dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
-        self.features = np.asarray(self.features, np.float32)
+        self.features = np.asarray(self.features)
+        if self.features.dtype not in (np.float32, np.float16):
+            self.features = self.features.astype(np.float32)
         if len(self.ids) == 0 or len(self.ids) != self.features.shape[0]:
             raise ValueError(f"An image index needs one id per feature row and at least one image. Received "
                              f"{len(self.ids)} ids and features of shape {self.features.shape}")
+
+
+def pooled_in_float32(maps: np.ndarray, chunk: int = 1024) -> np.ndarray:
+    """Mean over the spatial positions of [N, H', W', D] maps as float32 [N, D], a chunk of images at a time (a
+    float16 index of 100k images is 6 GiB: no float32 copy of it is ever made)."""
+    return np.concatenate([maps[i:i + chunk].astype(np.float32).mean(axis=(1, 2))
+                           for i in range(0, len(maps), chunk)])
 
 
 def audio_limits(config: Config) -> Dict[str, float]:
@@ -140,7 +150,7 @@ class AudioVisualServable(tf.Module):
             self.index_ids = tf.Variable(tf.constant(index.ids, tf.string), trainable=False, name="image_index_ids")
             if shortlist:
                 self.shortlist = min(int(shortlist), len(index.ids))
-                self.index_pooled = tf.Variable(sim.pool_image(index.features).numpy(), trainable=False,
+                self.index_pooled = tf.Variable(pooled_in_float32(index.features), trainable=False,
                                                 name="image_index_pooled")
             # only a servable with an index has the signature (saving traces every tf.function attribute)
             self.retrieve = tf.function(self._retrieve, autograph=False, input_signature=[_FLOAT, _INT])
@@ -322,7 +332,7 @@ class AudioVisualServable(tf.Module):
         """Pooled scores of all N images -> each query's `shortlist` best -> full-similarity top_k of those."""
         pooled = tf.matmul(sim.pool_audio(audio_feats, audio_frames), self.index_pooled, transpose_b=True)  # [B, N]
         candidates = tf.math.top_k(pooled, k=self.shortlist, sorted=False).indices                      # [B, S]
-        maps = tf.gather(self.index_features, candidates)                                          # [B, S, H', W', D]
+        maps = tf.cast(tf.gather(self.index_features, candidates), tf.float32)                     # [B, S, H', W', D]
         used = tf.maximum(tf.reduce_max(audio_frames), 1)
         matchmaps = tf.einsum("bsrcd,btd->bsrct", maps, audio_feats[:, :used])                   # [B, S, H', W', T']
         frames = tf.broadcast_to(audio_frames[:, None], tf.shape(candidates))
@@ -333,11 +343,12 @@ class AudioVisualServable(tf.Module):
 
     def index_scores(self, audio_feats, audio_frames):
         """Scores [B, N] of each caption against every index image with `self.similarity`."""
+        index = tf.cast(self.index_features, tf.float32)
         if self.similarity == "sisa":
-            return tf.matmul(sim.pool_audio(audio_feats, audio_frames), self.index_features, transpose_b=True)
+            return tf.matmul(sim.pool_audio(audio_feats, audio_frames), index, transpose_b=True)
         # Frames after the longest valid caption of the batch are ignored by MISA / SIMA anyway: skip them.
         used = tf.maximum(tf.reduce_max(audio_frames), 1)
-        return tf.transpose(sim.similarity_matrix(self.index_features, audio_feats[:, :used], audio_frames,
+        return tf.transpose(sim.similarity_matrix(index, audio_feats[:, :used], audio_frames,
                                                   self.similarity))
 
     # --- export ---------------------------------------------------------------------------------------------
@@ -378,5 +389,6 @@ class AudioVisualServable(tf.Module):
         if self.index is not None:
             info["index"] = {"size": len(self.index.ids), "similarity": self.similarity, "top_k": self.top_k,
                              "shortlist": self.shortlist,
-                             "feature_shape": list(self.index.features.shape[1:]), **self.index.description}
+                             "feature_shape": list(self.index.features.shape[1:]),
+                             "dtype": str(self.index.features.dtype), **self.index.description}
         return info

@@ -59,7 +59,8 @@ def save_servable(servable, output_dir: str, name: str, version: int, info: Dict
 def export_all(workdir: str, output_dir: str, stage: Optional[str] = None,
                fallback_config: Optional[config_lib.Config] = None, index_data_dir: Optional[str] = None,
                index_split: str = "test", index_limit: Optional[int] = None, similarity: Optional[str] = None,
-               top_k: int = 10, shortlist: int = 0, version: Optional[int] = None, base_path: str = "/models",
+               top_k: int = 10, shortlist: int = 0, index_dtype: str = "float32", version: Optional[int] = None,
+               base_path: str = "/models",
                export_generator: bool = True, allow_partial_generator: bool = False,
                log: Callable[[str], None] = print) -> Dict[str, str]:
     """Exports the servables of `workdir`; returns {servable name: version directory, "models.config": path}.
@@ -76,6 +77,7 @@ def export_all(workdir: str, output_dir: str, stage: Optional[str] = None,
         top_k: images returned per `retrieve` query.
         shortlist: re-rank only each query's `shortlist` best images by the pooled score (0: rank all with
             `similarity`; see `export.audio_visual`).
+        index_dtype: "float32", or "float16" to halve the index's memory.
         version: version number of this export; default one more than any existing version.
         base_path: where `output_dir` is mounted in the server (for `models.config`).
         export_generator: export `<workdir>/gan/generator.keras` when it exists.
@@ -115,7 +117,7 @@ def export_all(workdir: str, output_dir: str, stage: Optional[str] = None,
                 log(f"[export]   {done}/{total} images")
 
         index = build_image_index(index_data_dir, index_split, servable.image_features, servable.image_size,
-                                  similarity, limit=index_limit, progress=progress)
+                                  similarity, limit=index_limit, progress=progress, dtype=index_dtype)
         servable = AudioVisualServable(model, config, index=index, similarity=similarity, top_k=top_k,
                                        shortlist=shortlist)
     else:

@@ -71,7 +71,7 @@ def embed_pngs(ids: List[str], pngs: List[bytes], image_features: Callable, imag
 
 def build_image_index(data_dir: str, split: str, image_features: Callable, image_size: int, similarity: str,
                       limit: Optional[int] = None, batch_size: int = 64,
-                      progress: Optional[Callable[[int, int], None]] = None) -> ImageIndex:
+                      progress: Optional[Callable[[int, int], None]] = None, dtype: str = "float32") -> ImageIndex:
     """The `ImageIndex` of a split: pooled vectors for SISA retrieval, feature maps for MISA / SIMA.
 
     Args:
@@ -82,11 +82,14 @@ def build_image_index(data_dir: str, split: str, image_features: Callable, image
         image_size: S; images of another size are an error, not resized.
         similarity: the retrieval similarity ("sisa" stores pooled vectors).
         limit: index at most this many images.
+        dtype: "float32", or "float16" to store half the bytes.
     """
     ids, pngs = read_index_images(data_dir, split, limit)
     if not ids:
         raise ValueError(f"No images in split {split!r} of {data_dir}: cannot build an image index.")
     features = embed_pngs(ids, pngs, image_features, image_size, batch_size,
                           pooled=sim.check_kind(similarity) == "sisa", progress=progress)
-    return ImageIndex(ids=ids, features=features,
+    if dtype not in ("float32", "float16"):
+        raise ValueError(f"`dtype` must be 'float32' or 'float16'. Received: {dtype!r}")
+    return ImageIndex(ids=ids, features=features.astype(dtype, copy=False),
                       description={"data_dir": data_dir, "split": split, "kind": "distinct images of the split"})

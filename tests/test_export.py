@@ -264,6 +264,23 @@ def test_a_short_shortlist_re_ranks_the_pooled_best_with_misa(exported):
     np.testing.assert_allclose(out["scores"].numpy()[0], np.sort(misa)[::-1][:3], atol=ATOL)
 
 
+def test_a_float16_index_scores_its_stored_values_in_float32(exported):
+    """Half the memory; the ranking is the float32 one of the float16-rounded maps (the only change is that rounding)."""
+    index = _random_map_index(exported, 30, seed=11)
+    half = ImageIndex(index.ids, index.features.astype(np.float16))
+    rounded = ImageIndex(index.ids, half.features.astype(np.float32))
+    assert half.features.dtype == np.float16 and half.features.nbytes * 2 == index.features.nbytes
+    waveform, num_samples = _waveforms([6000], seed=12)
+    args = (tf.constant(waveform), tf.constant(num_samples))
+    for shortlist in (0, 8):
+        out = AudioVisualServable(exported.model, exported.config, half, "misa", top_k=4,
+                                  shortlist=shortlist).retrieve(*args)
+        expected = AudioVisualServable(exported.model, exported.config, rounded, "misa", top_k=4,
+                                       shortlist=shortlist).retrieve(*args)
+        np.testing.assert_array_equal(out["indices"].numpy(), expected["indices"].numpy())
+        np.testing.assert_allclose(out["scores"].numpy(), expected["scores"].numpy(), atol=ATOL)
+
+
 @pytest.mark.parametrize("kwargs, message", [(dict(similarity="misa", top_k=10, shortlist=5), "integer >= top_k"),
                                              (dict(similarity="sisa", top_k=2, shortlist=5), "already the whole")])
 def test_a_shortlist_must_make_sense(exported, kwargs, message):
