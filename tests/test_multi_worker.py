@@ -36,9 +36,10 @@ def free_ports(n):
     return ports
 
 
-def train_command(pairs, workdir, steps, strategy):
-    return [sys.executable, "-m", "tfvgs.train", "--stage", "davenet", "--config", "tiny", "--data_dir", pairs,
+def train_command(data_dir, workdir, steps, strategy, stage="davenet"):
+    return [sys.executable, "-m", "tfvgs.train", "--stage", stage, "--config", "tiny", "--data_dir", data_dir,
             "--workdir", workdir, "--set", f"train.steps={steps}", "--set", "train.checkpoint_every=2",
+            "--set", f"segmenter.steps={steps}", "--set", "segmenter.checkpoint_every=2",
             "--set", f"train.strategy={strategy}"]
 
 
@@ -50,7 +51,7 @@ def env(tf_config=None):
     return e
 
 
-def start_workers(pairs, workdir, steps, tmp_path, tag):
+def start_workers(data_dir, workdir, steps, tmp_path, tag, stage="davenet"):
     ports = free_ports(2)
     cluster = [f"127.0.0.1:{p}" for p in ports]
     procs = []
@@ -58,7 +59,7 @@ def start_workers(pairs, workdir, steps, tmp_path, tag):
         tf_config = ('{"cluster": {"worker": %s}, "task": {"type": "worker", "index": %d}}'
                      % (str(cluster).replace("'", '"'), index))
         log = open(tmp_path / f"{tag}-worker{index}.log", "w")
-        procs.append(subprocess.Popen(train_command(pairs, workdir, steps, "multi_worker"), cwd=ROOT,
+        procs.append(subprocess.Popen(train_command(data_dir, workdir, steps, "multi_worker", stage), cwd=ROOT,
                                       env=env(tf_config), stdout=log, stderr=subprocess.STDOUT))
     return procs
 
@@ -124,6 +125,19 @@ def test_a_killed_worker_resumes_from_the_chiefs_checkpoint(tiny_world, single_r
     assert "resumed from" in (tmp_path / "again-worker1.log").read_text()
     for a, b in zip(weights(single_runs[6]), weights(workdir)):
         np.testing.assert_allclose(b, a, rtol=RTOL, atol=ATOL)
+
+
+def test_the_segmenter_trains_on_two_workers(tiny_world, tmp_path):
+    """Another train_step (Keras-compiled losses and metrics) under the same strategy. Not compared with one process:
+    its foreground-masked losses are means over each replica's own pixels, so any data-parallel run (MirroredStrategy
+    too) weighs the pixels of a batch slightly differently from one device."""
+    workdir = str(tmp_path / "w")
+    wait_all(start_workers(tiny_world["scenes"], workdir, 4, tmp_path, "seg", stage="segmenter"), tmp_path, "seg")
+    stage = os.path.join(workdir, "segmenter")
+    assert os.path.exists(os.path.join(stage, "model.keras")) and os.path.exists(os.path.join(stage, "eval.json"))
+    assert "model saved" in (tmp_path / "seg-worker0.log").read_text()
+    assert "model saved" not in (tmp_path / "seg-worker1.log").read_text()
+    assert not glob.glob(os.path.join(stage, "**", ".worker-*"), recursive=True)
 
 
 @pytest.mark.parametrize("stage", ["gan", "cluster"])

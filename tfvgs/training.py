@@ -67,7 +67,8 @@ def build_optimizer(train_config, lr_scale: float = 1.0) -> keras.optimizers.Opt
 
 def current_learning_rate(optimizer) -> float:
     lr = optimizer.learning_rate
-    return float(lr(optimizer.iterations) if callable(lr) else lr)
+    value = lr(optimizer.iterations) if callable(lr) else lr
+    return float(tf.convert_to_tensor(value))   # under MultiWorkerMirroredStrategy a constant rate is a MirroredVariable
 
 
 class CheckpointEveryChunk(keras.callbacks.Callback):
