@@ -132,8 +132,7 @@ class GanEdits(NegativeSource):
 
         def body(attempt, done, images, attempts):
             ablation = location[..., None] * self.ablation(attempt, rows, context)           # [B, 8, 8, C]
-            # in the generator's dtype, so a float64 or mixed-precision generator edits as a float32 one does
-            edited = quantize(self.generator.render(h4 * tf.cast(1.0 - ablation, h4.dtype)))
+            edited = quantize(self.generator.render_ablated(h4, ablation))
             changed = changed_fraction(edited, original, pixel_change) >= min_fraction
             take = tf.logical_and(changed, tf.logical_not(done))
             images = tf.where(take[:, None, None, None], edited, images)

@@ -2,7 +2,8 @@
 
   EqualizedDense, EqualizedConv2D   equalized learning rate (N(0, 1) weights, He scale at run time)
   PixelNorm, MinibatchStddev        PGGAN's normalisation and variation layers
-  ProgressiveGenerator              z -> image at any level; features(z) -> h4, render(h4), generate(z, ablation)
+  ProgressiveGenerator              z -> image at any level; features(z) -> h4, render(h4), generate(z, ablation),
+                                    render_ablated(h4, ablation)
   ProgressiveDiscriminator          image -> WGAN critic score at any level
   GrowthSchedule, GrowthPhase       images shown -> (level, alpha, minibatch size)
   ProgressiveGAN                    WGAN-GP + drift train_step, optimizers, generator EMA, images_shown

@@ -196,13 +196,17 @@ class ProgressiveGenerator(keras.Model):
         return self._fade_in(x, level, alpha)
 
     def generate(self, z, ablation=None, level: Optional[int] = None, alpha=None):
-        """Image for `z` with h4 units ablated where `ablation` is 1.
+        """Image for `z` with h4 units ablated where `ablation` is 1 (`render_ablated`)."""
+        return self.render_ablated(self.features(z), ablation, level=level, alpha=alpha)
+
+    def render_ablated(self, h4, ablation=None, level: Optional[int] = None, alpha=None):
+        """`g_D(h4 * (1 - ablation))`: the one definition of an edit (paper 000 sec. 4.1), for callers that keep h4
+        across several ablations of the same drawing (the edit stages' grow-until-changed loop).
 
         `ablation` is a float mask broadcastable to [B, 8, 8, C] (e.g. [B, 8, 8, 1] for whole locations, [1, 1, 1, C]
-        for units everywhere); h4 is multiplied by `1 - ablation`, so 1 zeroes an activation and 0 leaves it exactly
-        unchanged (fractional values attenuate).
+        for units everywhere), cast to h4's dtype; 1 zeroes an activation and 0 leaves it exactly unchanged
+        (fractional values attenuate).
         """
-        h4 = self.features(z)
         if ablation is not None:
             h4 = h4 * (1.0 - keras.ops.cast(ablation, h4.dtype))
         return self.render(h4, level=level, alpha=alpha)
