@@ -94,24 +94,33 @@ def write_jsonl(entries: Sequence[Any], path: str) -> int:
 
 
 def resolve_manifest(path: str, output_dir: str, image_base: Optional[str], audio_base: Optional[str]
-                     ) -> Tuple[str, str, str]:
-    """(JSON-lines path the workers read, image base, audio base) of `--manifest`: a .jsonl file as it is, with the
-    base paths of the flags (default: its folder); a Places JSON converted to <output_dir>/manifest.jsonl, with its
-    own base paths (the flags may not contradict them)."""
+                     ) -> Tuple[str, str, str, Optional[list]]:
+    """(JSON-lines path the workers read, image base, audio base, entries to write there first or None) of
+    `--manifest`: a .jsonl file as it is, with the base paths of the flags (default: its folder); a Places JSON,
+    checked here, to be converted to <output_dir>/manifest.jsonl, with its own base paths (the flags may not
+    contradict them). Writes nothing: a bad manifest fails before an earlier run's output is cleared."""
     if path.endswith(".jsonl"):
         import tensorflow as tf
         if not tf.io.gfile.exists(path):
             raise ManifestError(f"--manifest {path}: file not found")
         folder = os.path.dirname(path)
-        return path, image_base or folder, audio_base or folder
+        return path, image_base or folder, audio_base or folder, None
     if image_base or audio_base:
         raise ManifestError(f"--manifest {path} is a Places JSON, which names its own base paths; "
                             f"--image_base_path / --audio_base_path are for .jsonl manifests. Received: "
                             f"{image_base!r}, {audio_base!r}")
     manifest = load_manifest(path)
-    converted = os.path.join(output_dir, "manifest.jsonl")
-    write_jsonl(manifest["data"], converted)
-    return converted, manifest["image_base_path"], manifest["audio_base_path"]
+    return (os.path.join(output_dir, "manifest.jsonl"), manifest["image_base_path"], manifest["audio_base_path"],
+            manifest["data"])
+
+
+def entry_id(line: str, entry: Any) -> str:
+    """A manifest entry's pair id: its "uttid", else "entry-" and 12 hex digits of the line's SHA-1 (unique per
+    distinct line; the wav path alone is not, as one recording may caption several images)."""
+    import hashlib
+    if isinstance(entry, dict) and entry.get("uttid"):
+        return str(entry["uttid"])
+    return "entry-" + hashlib.sha1(line.strip().encode("utf-8")).hexdigest()[:12]
 
 
 class ImportEntryFn(beam.DoFn):
@@ -138,16 +147,16 @@ class ImportEntryFn(beam.DoFn):
         if not line.strip():
             return          # blank lines are not entries
         self._read.inc()
-        item_id = f"line {line.strip()[:80]}"
+        item_id = entry_id(line, None)
         entry: Any = line
         try:
             try:
                 entry = json.loads(line)
             except json.JSONDecodeError as e:
                 raise ValueError(f"manifest line is not valid JSON ({e})") from e
+            item_id = entry_id(line, entry)
             if not isinstance(entry, dict):
                 raise ValueError(f"entry must be an object. Received: {type(entry).__name__}")
-            item_id = str(entry.get("uttid") or entry.get("wav") or item_id)
             for key in ("image", "wav"):
                 if key not in entry:
                     raise ValueError(f"missing field {key!r}")
@@ -200,9 +209,11 @@ def run(argv: Optional[Sequence[str]] = None) -> dict:
     config_lib.add_config_flags(parser)
     args, options = common.parse_pipeline_args(parser, argv)
     config = config_lib.config_from_args(args)
+    lines, image_base, audio_base, entries = resolve_manifest(args.manifest, args.output_dir, args.image_base_path,
+                                                              args.audio_base_path)
     common.prepare_output_dir(args.output_dir, SPLITS, config)
-    lines, image_base, audio_base = resolve_manifest(args.manifest, args.output_dir, args.image_base_path,
-                                                     args.audio_base_path)
+    if entries is not None:
+        write_jsonl(entries, lines)
     with beam.Pipeline(options=options) as p:
         build_pipeline(p, config, lines, image_base, audio_base, args.output_dir, args.split)
     return common.reconcile(p.result, args.output_dir, "import_manifest",

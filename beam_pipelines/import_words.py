@@ -10,8 +10,11 @@ reason, so nothing there is skipped silently.
 Manifest (`--manifest`), the Places layout of `import_manifest` with a word instead of an image:
     {"audio_base_path": "...", "data": [{"wav": "rel/path.wav", "word": "red", "speaker": "alice"}, ...]}
 
-A word is any spoken form the captions use for a value (`tfvgs.speech.SPOKEN_WORDS`: "red", "cube" or "block",
-"large" or "big", "metal" or "shiny", ...; case does not matter). Each file is downmixed to mono; leading and
+A word is any form the captions use for a value (`tfvgs.speech.WORD_TO_VALUE`: "red", "cube" or "block",
+"large" or "big", "metal" or "shiny", "grey", plurals such as "balls", ...; case does not matter). Leave some silence
+around each word (at least a fifth of the file, e.g. 0.2 s before and after): the noise floor is read from the
+quietest tenth of the file's 10 ms frames, and a tightly cut file may be trimmed into its soft consonants or
+rejected as silent. Each file is downmixed to mono; leading and
 trailing silence is trimmed at the file's own rate by the rule espeak-ng's words are trimmed with (50 ms kept on each
 side; the silence level rises above -60 dBFS to twice the recording's noise floor, `tfvgs.audio_io.speech_level`),
 then resampled to the preset's rate and turned into log-mel by the one shared function. Unknown words, unreadable,
@@ -47,11 +50,10 @@ FAMILY_COUNTER = "family:"         # words written per attribute family
 
 def word_value(word: str) -> Tuple[str, str]:
     """(family, value) of a spoken attribute word, or ValueError listing the words it knows."""
-    from tfvgs.speech import SPOKEN_WORDS, WORD_TO_VALUE
+    from tfvgs.speech import WORD_TO_VALUE
     key = str(word).strip().lower()
     if key not in WORD_TO_VALUE:
-        known = sorted(w for values in SPOKEN_WORDS.values() for words in values.values() for w in words)
-        raise ValueError(f"unknown word {word!r}. Expected one of {known}")
+        raise ValueError(f"unknown word {word!r}. Expected one of {sorted(WORD_TO_VALUE)}")
     return WORD_TO_VALUE[key]
 
 
@@ -165,10 +167,16 @@ def build_pipeline(p: beam.Pipeline, config: config_lib.Config, audio_base: str,
     _ = imported[common.REJECTED_TAG] | "DeadLetter" >> common.WriteRejected(output_dir)
 
 
-def check_output_dir(output_dir: str) -> None:
-    """Refuses a semantic set's own folder: its synthesised words would be replaced by these."""
+def check_output_dir(output_dir: str, words_dir: Optional[str]) -> None:
+    """Refuses a semantic set's own folder (its synthesised words would be replaced by these) and a folder inside
+    --words_dir (a rerun would read its own outputs as recordings)."""
     import tensorflow as tf
     from tfvgs.shards import shard_pattern
+    if words_dir and "://" not in words_dir and "://" not in output_dir:
+        inside = os.path.commonpath([os.path.abspath(output_dir), os.path.abspath(words_dir)])
+        if inside == os.path.abspath(words_dir):
+            raise ValueError(f"--output_dir {output_dir} is inside --words_dir {words_dir}: a rerun would read "
+                             f"its records as recordings. Write them elsewhere")
     if tf.io.gfile.glob(shard_pattern(output_dir, PAIRS)):
         raise ValueError(f"--output_dir {output_dir} holds a semantic set's image pairs ({PAIRS}-*.tfrecord); "
                          f"importing words there would replace its synthesised words. Write them to a folder of "
@@ -193,7 +201,7 @@ def run(argv: Optional[Sequence[str]] = None) -> dict:
     if not items:
         raise ManifestError(f"{'--manifest ' + args.manifest if manifest else '--words_dir ' + args.words_dir}: "
                             f"no entries to import")
-    check_output_dir(args.output_dir)
+    check_output_dir(args.output_dir, args.words_dir)
     common.prepare_output_dir(args.output_dir, (WORDS,), config)
     with beam.Pipeline(options=options) as p:
         build_pipeline(p, config, audio_base, items, args.output_dir, from_manifest=manifest is not None,

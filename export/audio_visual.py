@@ -16,7 +16,7 @@ T' = T / audio downsampling; H', W', D = the image encoder's map):
 `retrieve` ranks every index image with the export's similarity, or, exported with `shortlist=S` (MISA / SIMA only),
 in two stages: the pooled (SISA) score of every image, one [B, D] x [D, N] product, picks each query's S best, and
 only those are re-ranked with the full similarity. The scores returned are the full similarity's, so with S = N the
-result is exactly the one-stage ranking.
+result is the one-stage ranking (up to the order of exactly tied scores).
 
 Audio goes through `tfvgs.features.log_mel` (the function Beam used to make the training data), one waveform at a
 time on its first `num_samples` samples, then is padded to T frames with the silence value exactly as `tfvgs.data`
@@ -138,6 +138,14 @@ class AudioVisualServable(tf.Module):
             raise ValueError("`shortlist` re-ranks pooled (SISA) candidates with MISA or SIMA; with similarity "
                              "'sisa' the pooled ranking is already the whole ranking. Received: shortlist="
                              f"{shortlist}, similarity='sisa'")
+        if shortlist and index is None:
+            raise ValueError(f"`shortlist` re-ranks an image index; this servable has none. Received: "
+                             f"shortlist={shortlist}, index=None")
+        if (index is not None and index.features.dtype == np.float16 and not shortlist
+                and self.similarity != "sisa"):
+            raise ValueError("A float16 index of feature maps needs a `shortlist`: ranking the whole index with "
+                             f"{self.similarity!r} would make a float32 copy of it on every query, more memory than "
+                             "a float32 index. Received: shortlist=0, index dtype float16")
         self.index = index
         self.shortlist = 0
         if index is not None:

@@ -101,6 +101,9 @@ def export_all(workdir: str, output_dir: str, stage: Optional[str] = None,
     model = layout.load_step_model(workdir, stage)
     similarity = similarity or config.model.eval_similarity
 
+    if shortlist and not index_data_dir:
+        raise ValueError(f"--shortlist re-ranks the retrieve index; pass --index_data_dir too. Received: "
+                         f"--shortlist {shortlist}, --index_data_dir None")
     version = int(version) if version is not None else serving_config.next_version(output_dir)
     for name in serving_config.SERVABLES:
         serving_config.check_version_free(output_dir, name, version)

@@ -272,7 +272,9 @@ def test_a_float16_index_scores_its_stored_values_in_float32(exported):
     assert half.features.dtype == np.float16 and half.features.nbytes * 2 == index.features.nbytes
     waveform, num_samples = _waveforms([6000], seed=12)
     args = (tf.constant(waveform), tf.constant(num_samples))
-    for shortlist in (0, 8):
+    with pytest.raises(ValueError, match="float16 index of feature maps needs a `shortlist`"):
+        AudioVisualServable(exported.model, exported.config, half, "misa", top_k=4)
+    for shortlist in (8, 30):
         out = AudioVisualServable(exported.model, exported.config, half, "misa", top_k=4,
                                   shortlist=shortlist).retrieve(*args)
         expected = AudioVisualServable(exported.model, exported.config, rounded, "misa", top_k=4,
@@ -282,6 +284,7 @@ def test_a_float16_index_scores_its_stored_values_in_float32(exported):
 
 
 @pytest.mark.parametrize("kwargs, message", [(dict(similarity="misa", top_k=10, shortlist=5), "integer >= top_k"),
+                                             (dict(similarity="misa", top_k=2, shortlist=5), "this servable has none"),
                                              (dict(similarity="sisa", top_k=2, shortlist=5), "already the whole")])
 def test_a_shortlist_must_make_sense(exported, kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -62,7 +62,7 @@ EXPECTED_REASONS = {
     "bad-long-audio": "too long",
     "bad-escape": "escapes its base path",
     "bad-no-wav": "missing field 'wav'",
-    'line "not an object"': "entry must be an object",
+    import_manifest.entry_id('"not an object"', None): "entry must be an object",
 }
 
 
@@ -110,13 +110,17 @@ def test_a_json_lines_manifest_is_read_by_the_workers(manifest_dir, tmp_path):
                                    "--audio_base_path", manifest["audio_base_path"]])
     assert (summary["read"], summary["written"], summary["rejected"]) == (4, 2, 2)
     reasons = {r["id"]: r["reason"] for r in common.read_jsonl(str(out / "rejected.jsonl"))}
-    assert "not valid JSON" in reasons["line {not json"] and "bad-corrupt-image" in reasons
+    assert "not valid JSON" in reasons[import_manifest.entry_id("{not json", None)] and "bad-corrupt-image" in reasons
+    assert import_manifest.entry_id('{"wav": "a.wav"}', {"wav": "a.wav"}) != \
+        import_manifest.entry_id('{"image": "b.png", "wav": "a.wav"}', {"image": "b.png", "wav": "a.wav"})
     converted = tmp_path / "converted"
     import_manifest.run(["--manifest", str(manifest_dir), "--output_dir", str(converted), "--config", "tiny"])
     assert [json.loads(line) for line in (converted / "manifest.jsonl").read_text().splitlines()] == manifest["data"]
+    before = sorted(os.listdir(converted))
     with pytest.raises(import_manifest.ManifestError, match="names its own base paths"):
         import_manifest.run(["--manifest", str(manifest_dir), "--output_dir", str(converted), "--config", "tiny",
                              "--image_base_path", "/elsewhere"])
+    assert sorted(os.listdir(converted)) == before          # a bad manifest fails before the output is cleared
 
 
 def test_resolve_under_refuses_escapes():

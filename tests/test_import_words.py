@@ -171,7 +171,7 @@ def test_the_accuracy_uses_exactly_the_imported_words(recorded, tiny_demo):
     assert result["words"] == sum(map(len, SAID.values()))
     assert sum(result["n"].values()) == sum(v in recorded_values for v in pair_values)
     assert result["skipped_pairs"] == {v: pair_values.count(v) for v in sorted(set(pair_values) - recorded_values)}
-    assert result["n"]["material"] == 0                         # nobody said a material word
+    assert result["n"]["material"] == 0 and result["mean"] is None     # nobody said a material word: no mean
     for family in ("shape", "color", "size"):
         assert result[family] == 1.0
     assert set(result["per_speaker"]) == set(SAID)
@@ -189,9 +189,13 @@ def test_evaluate_scores_a_stage_on_the_recordings(recorded, tiny_demo, tmp_path
     semantic_dir = os.path.join(tiny_demo["workdir"], "data", "semantic")
     metrics = evaluate.main(["--workdir", workdir, "--data_dir", os.path.join(tiny_demo["workdir"], "data", "pairs"),
                              "--num_pairs", "4", "--semantic_dir", semantic_dir, "--words_dir", recorded["out"]])
-    s = metrics["semantic_accuracy"]
+    s = metrics["semantic_accuracy_recorded"]
     assert s["words"] == sum(map(len, SAID.values())) and set(s["per_speaker"]) == set(SAID)
-    assert 0.0 <= s["mean"] <= 1.0 and set(s["ci95"]) == {*semantic_eval.FAMILIES, "mean"}
+    assert set(s["ci95"]) == {*semantic_eval.FAMILIES, "mean"}
+    assert s["families"] == ["shape", "color", "size"] and s["mean"] is None     # nobody said a material word
+    own = metrics["semantic_accuracy"]                 # Table 1 stays the set's own words, all four families
+    assert own["families"] == list(semantic_eval.FAMILIES) and 0.0 <= own["mean"] <= 1.0
+    assert own["words"] != s["words"]
     assert metrics["settings"]["words_dir"] == os.path.abspath(recorded["out"])
     report = open(os.path.join(workdir, "eval", "davenet", "report.md")).read()
     assert recorded["out"] in report and "| alice |" in report and "| bob |" in report
@@ -208,10 +212,15 @@ def test_intervals_are_those_of_a_mean_over_pairs():
     assert summary["ci95"]["shape"] == pytest.approx(1.96 * np.std(scores[:4], ddof=1) / 2)
     assert summary["ci95"]["size"] is None and summary["ci95"]["mean"] is None     # one pair: no interval
     assert summary["ci95"]["material"] is None
-    two = semantic_eval._family_summary(scores[:7], families[:7])
-    se2 = [np.var(scores[:4], ddof=1) / 4, np.var(scores[4:7], ddof=1) / 3]
-    assert two["ci95"]["mean"] == pytest.approx(1.96 * np.sqrt(sum(se2)) / 2)
-    assert two["mean"] == pytest.approx((0.625 + 2 / 3) / 2)
+    assert semantic_eval._family_summary(scores[:7], families[:7])["mean"] is None     # two families: no mean
+    every = np.concatenate([scores[:7], [1.0, 0.0, 0.5, 1.0]])
+    all_families = np.concatenate([families[:7], ["material", "material", "size", "size"]])
+    full = semantic_eval._family_summary(every, all_families)
+    groups = [every[all_families == f] for f in semantic_eval.FAMILIES]
+    se2 = [np.var(g, ddof=1) / len(g) for g in groups]
+    assert full["mean"] == pytest.approx(np.mean([g.mean() for g in groups]))
+    assert full["ci95"]["mean"] == pytest.approx(1.96 * np.sqrt(sum(se2)) / 4)
+    assert full["families"] == list(semantic_eval.FAMILIES)
 
 
 def test_a_manifest_names_word_and_speaker(recorded, tmp_path):
@@ -233,6 +242,9 @@ def test_a_manifest_names_word_and_speaker(recorded, tmp_path):
 
 
 def test_a_semantic_sets_folder_is_refused(tiny_demo, recorded):
+    with pytest.raises(ValueError, match="is inside --words_dir"):
+        import_words.run(["--words_dir", recorded["words_dir"], "--config", "tiny",
+                          "--output_dir", os.path.join(recorded["words_dir"], "imported")])
     with pytest.raises(ValueError, match="holds a semantic set's image pairs"):
         import_words.run(["--words_dir", recorded["words_dir"], "--config", "tiny",
                           "--output_dir", os.path.join(tiny_demo["workdir"], "data", "semantic")])

@@ -77,8 +77,18 @@ def speech_level(samples: np.ndarray, rate: int) -> float:
 
 
 def clipped_fraction(samples: np.ndarray) -> float:
-    """Fraction of samples at or above CLIP_LEVEL of full scale (float audio beyond [-1, 1] counts too)."""
-    return float(np.mean(np.abs(samples) >= CLIP_LEVEL)) if samples.size else 0.0
+    """Fraction of samples at full scale: |x| >= CLIP_LEVEL of float audio (beyond [-1, 1] counts too), and for
+    integer codes the same after conversion, the level lowered to the format's largest positive code but one
+    (8-bit audio peaks at 127/128 = 0.992, 24-bit audio read as int32 at 0.99999)."""
+    if samples.size == 0:
+        return 0.0
+    level = CLIP_LEVEL
+    if np.issubdtype(samples.dtype, np.integer):
+        info = np.iinfo(samples.dtype)
+        half_range = (float(info.max) - float(info.min) + 1.0) / 2.0
+        level = min(CLIP_LEVEL, (half_range - 2.0) / half_range)
+        samples = _to_float(samples)
+    return float(np.mean(np.abs(samples) >= level))
 
 
 def decode_audio(data: bytes, source: str = "<bytes>", sample_rate: int = 16000,
@@ -108,10 +118,13 @@ def decode_audio(data: bytes, source: str = "<bytes>", sample_rate: int = 16000,
             rate, samples = scipy.io.wavfile.read(io.BytesIO(data))
         except Exception as e:  # scipy raises ValueError, EOFError, struct.error... on corrupt WAV
             raise AudioError(f"{source}: not a readable WAV file ({type(e).__name__}: {e})") from e
-        samples = _to_float(samples)
-    if samples.size and clipped_fraction(samples) > max_clipped_fraction:
-        raise AudioError(f"{source}: clipped ({100 * clipped_fraction(samples):.2f}% of samples at full scale, "
-                         f"more than {100 * max_clipped_fraction:.2f}%); record it again at a lower gain")
+    if np.issubdtype(samples.dtype, np.floating) and not np.all(np.isfinite(samples)):
+        raise AudioError(f"{source}: audio contains NaN or infinite samples")
+    clipped = clipped_fraction(samples)   # on the stored codes, before conversion
+    if clipped > max_clipped_fraction:
+        raise AudioError(f"{source}: clipped ({100 * clipped:.2f}% of samples at full scale, more than "
+                         f"{100 * max_clipped_fraction:.2f}%); record it again at a lower gain")
+    samples = _to_float(samples)
     if samples.ndim == 2:
         samples = samples.mean(axis=1)  # downmix all channels
     elif samples.ndim != 1:

@@ -215,9 +215,10 @@ class Config:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     def save(self, path: str) -> None:
-        import tensorflow as tf  # gfile: works for local paths and gs:// alike
-        with tf.io.gfile.GFile(path, "w") as f:
-            f.write(self.to_json() + "\n")
+        """Written under a temporary name and renamed (local paths and gs:// alike): a reader - another worker
+        checking a resumed run's settings, a kill mid-write - never sees half a file."""
+        from tfvgs import atomic_files
+        atomic_files.write_text(path, self.to_json() + "\n")
 
     @classmethod
     def from_dict(cls, values: Dict[str, Any]) -> "Config":

@@ -71,7 +71,9 @@ def _family_summary(per_pair: np.ndarray, families: np.ndarray) -> Dict[str, Any
 
     A pair's score is its mean over words (in [0, 1]); the interval of a family is the normal one of a mean,
     1.96 x sample std / sqrt(n), and of the mean over families 1.96 x sqrt(sum of the families' squared standard
-    errors) / families. An interval needs 2 pairs: with fewer it is None (and so is the mean's)."""
+    errors) / families. An interval needs 2 pairs: with fewer it is None (and so is the mean's). The mean needs
+    every family: a mean over the families someone happened to record would not compare with one over all four, so
+    without them it is None ("families" lists those with pairs)."""
     result: Dict[str, Any] = {"n": {}, "ci95": {}}
     means, variances = [], []
     for family in FAMILIES:
@@ -85,8 +87,10 @@ def _family_summary(per_pair: np.ndarray, families: np.ndarray) -> Dict[str, Any
             variances.append(se2)
         else:
             result[family], result["ci95"][family] = float("nan"), None
-    result["mean"] = float(np.mean(means)) if means else float("nan")
-    known = variances and None not in variances
+    result["families"] = [f for f in FAMILIES if result["n"][f]]
+    complete = len(means) == len(FAMILIES)
+    result["mean"] = float(np.mean(means)) if complete else None
+    known = complete and None not in variances
     result["ci95"]["mean"] = float(1.96 * np.sqrt(np.sum(variances)) / len(variances)) if known else None
     return result
 
