@@ -265,7 +265,7 @@ def test_a_short_shortlist_re_ranks_the_pooled_best_with_misa(exported):
 
 
 def test_a_float16_index_scores_its_stored_values_in_float32(exported):
-    """Half the memory; the ranking is the float32 one of the float16-rounded maps (the only change is that rounding)."""
+    """Half the memory; the ranking is the float32 one of the float16-rounded maps (rounding is the only change)."""
     index = _random_map_index(exported, 30, seed=11)
     half = ImageIndex(index.ids, index.features.astype(np.float16))
     rounded = ImageIndex(index.ids, half.features.astype(np.float32))
