@@ -172,7 +172,10 @@ def test_gan_pairs_feed_the_semantic_accuracy(gan_set):
     result = semantic_eval.semantic_accuracy(tiny_model(), gan_set["output_dir"], gan_set["output_dir"],
                                              get_config("tiny"))
     assert result["n"] == gan_set["summary"]["pairs_written"]
-    assert 0.0 <= result["mean"] <= 1.0
+    if all(result["n"].values()):
+        assert 0.0 <= result["mean"] <= 1.0
+    else:                # the untrained GAN's pool may leave a family without pairs: then no mean over families
+        assert result["mean"] is None and result["families"] == [f for f, n in result["n"].items() if n]
 
 
 @pytest.mark.parametrize("argv, needle", [
