@@ -84,13 +84,12 @@ def load_square_image(data: bytes, size: int) -> bytes:
         return schema.encode_png(np.asarray(image, dtype=np.uint8))
 
 
-def write_jsonl(entries: Sequence[Any], path: str) -> int:
-    """Writes one JSON value per line (the converted Places manifest); returns the count."""
+def write_jsonl(entries: Sequence[Any], path: str) -> None:
+    """Writes one JSON value per line (the converted Places manifest)."""
     import tensorflow as tf
     with tf.io.gfile.GFile(path, "w") as f:
         for entry in entries:
             f.write(json.dumps(entry, sort_keys=True) + "\n")
-    return len(entries)
 
 
 def resolve_manifest(path: str, output_dir: str, image_base: Optional[str], audio_base: Optional[str]
@@ -123,6 +122,21 @@ def entry_id(line: str, entry: Any) -> str:
     return "entry-" + hashlib.sha1(line.strip().encode("utf-8")).hexdigest()[:12]
 
 
+def read_bytes(path: str, what: str) -> bytes:
+    """The bytes of a file a manifest names (local or gs://), FileNotFoundError naming it and what it is."""
+    import tensorflow as tf
+    if not tf.io.gfile.exists(path):
+        raise FileNotFoundError(f"missing {what} file {path}")
+    with tf.io.gfile.GFile(path, "rb") as f:
+        return f.read()
+
+
+def failure_reason(error: Exception) -> str:
+    """A rejection's reason: our own errors (bad input: ValueError, FileNotFoundError) by their message, anything
+    else with its type too."""
+    return str(error) if isinstance(error, (ValueError, FileNotFoundError)) else f"{type(error).__name__}: {error}"
+
+
 class ImportEntryFn(beam.DoFn):
     """A manifest line (one JSON entry) -> (split, pair record) or a rejection with the reason."""
 
@@ -134,13 +148,6 @@ class ImportEntryFn(beam.DoFn):
         self._log_mel = LogMelFn(self.config.features)
         self._read = common.counter(common.READ)
         self._reject = common.Reject("import")
-
-    def _read_bytes(self, path: str, what: str) -> bytes:
-        import tensorflow as tf
-        if not tf.io.gfile.exists(path):
-            raise FileNotFoundError(f"missing {what} file {path}")
-        with tf.io.gfile.GFile(path, "rb") as f:
-            return f.read()
 
     def process(self, line: str) -> Iterable:
         from tfvgs import audio_io, schema
@@ -163,12 +170,12 @@ class ImportEntryFn(beam.DoFn):
             image_path = resolve_under(self.image_base, entry["image"])
             audio_path = resolve_under(self.audio_base, entry["wav"])
             try:
-                image_png = load_square_image(self._read_bytes(image_path, "image"), self.config.world.image_size)
+                image_png = load_square_image(read_bytes(image_path, "image"), self.config.world.image_size)
             except FileNotFoundError:
                 raise
             except Exception as e:  # PIL raises several types for corrupt data
                 raise ValueError(f"corrupt or unreadable image {image_path} ({type(e).__name__}: {e})") from e
-            waveform = audio_io.decode_audio(self._read_bytes(audio_path, "audio"), source=audio_path,
+            waveform = audio_io.decode_audio(read_bytes(audio_path, "audio"), source=audio_path,
                                              sample_rate=self.config.features.sample_rate,
                                              min_seconds=self.config.speech.min_seconds,
                                              max_seconds=self.config.speech.max_seconds)
@@ -181,8 +188,7 @@ class ImportEntryFn(beam.DoFn):
                                                caption_style="imported")
         except Exception as e:  # noqa: BLE001 - every failure is recorded with its reason
             source = json.dumps(entry, sort_keys=True) if isinstance(entry, dict) else repr(entry)
-            yield self._reject(item_id, str(e) if isinstance(e, (ValueError, FileNotFoundError))
-                               else f"{type(e).__name__}: {e}", source)
+            yield self._reject(item_id, failure_reason(e), source)
             return
         yield self.split, record
 

@@ -36,7 +36,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 import apache_beam as beam
 
 from beam_pipelines import common
-from beam_pipelines.import_manifest import ManifestError, load_manifest, resolve_under
+from beam_pipelines.import_manifest import ManifestError, failure_reason, load_manifest, read_bytes, resolve_under
 from tfvgs import cli, config as config_lib
 
 WORDS = "words"                    # = tfvgs.schema.WORDS (the file prefix; no TensorFlow at import)
@@ -119,8 +119,6 @@ class ImportWordFn(beam.DoFn):
         return relative, item["speaker"].strip(), item["word"]
 
     def process(self, item: Any) -> Iterable:
-        import tensorflow as tf
-
         from tfvgs import audio_io, schema
         self._read.inc()
         item_id = item.get("wav", repr(item)) if isinstance(item, dict) else repr(item)
@@ -131,12 +129,9 @@ class ImportWordFn(beam.DoFn):
                                  f"settings). Received: {speaker!r}")
             family, value = word_value(word)
             path = resolve_under(self.audio_base, relative)
-            if not tf.io.gfile.exists(path):
-                raise FileNotFoundError(f"missing audio file {path}")
-            with tf.io.gfile.GFile(path, "rb") as f:
-                waveform = audio_io.decode_audio(
-                    f.read(), source=path, sample_rate=self.config.features.sample_rate,
-                    max_seconds=self.config.speech.max_seconds, max_clipped_fraction=MAX_CLIPPED_FRACTION, trim=True)
+            waveform = audio_io.decode_audio(
+                read_bytes(path, "audio"), source=path, sample_rate=self.config.features.sample_rate,
+                max_seconds=self.config.speech.max_seconds, max_clipped_fraction=MAX_CLIPPED_FRACTION, trim=True)
             seconds = waveform.size / self.config.features.sample_rate
             if seconds > self.max_word_seconds:
                 raise ValueError(f"{path}: {seconds:.2f} s of speech after trimming silence, longer than an isolated "
@@ -147,9 +142,8 @@ class ImportWordFn(beam.DoFn):
             record = schema.encode_word_record(word_id=relative, family=family, value=value, text=word.strip().lower(),
                                                logmel=logmel, voice=speaker)
         except Exception as e:  # noqa: BLE001 - every failure is recorded with its reason
-            reason = str(e) if isinstance(e, (ValueError, FileNotFoundError)) else f"{type(e).__name__}: {e}"
             source = json.dumps(item, sort_keys=True) if isinstance(item, dict) else repr(item)
-            yield self._reject(item_id, reason, source)
+            yield self._reject(item_id, failure_reason(e), source)
             return
         common.counter(SPEAKER_COUNTER + speaker).inc()
         common.counter(FAMILY_COUNTER + family).inc()

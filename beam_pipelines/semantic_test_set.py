@@ -233,12 +233,12 @@ class AssignGanPairsFn(beam.DoFn):
             (positives if positive else negatives).extend(candidates)
         pairs = count_matched_pairs([c[2] for c in sorted(positives, key=lambda c: c[:2])],
                                     [c[2] for c in sorted(negatives, key=lambda c: c[:2])])
+        shortage = self._shortage(family, value, pool_counts) if len(pairs) < self.counts[family] else ""
         for index in range(self.counts[family]):
             self._read.inc()
             pair_id = f"{family}/{value}/{index:05d}"
             if index >= len(pairs):
-                yield self._reject(pair_id, self._shortage(family, value, pool_counts),
-                                   f"--num_samples {self.num_samples}")
+                yield self._reject(pair_id, shortage, f"--num_samples {self.num_samples}")
                 continue
             pos, neg = pairs[index]
             record = schema.encode_semantic_pair_record(

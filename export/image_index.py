@@ -84,12 +84,12 @@ def build_image_index(data_dir: str, split: str, image_features: Callable, image
         limit: index at most this many images.
         dtype: "float32", or "float16" to store half the bytes.
     """
+    if dtype not in ("float32", "float16"):
+        raise ValueError(f"`dtype` must be 'float32' or 'float16'. Received: {dtype!r}")
     ids, pngs = read_index_images(data_dir, split, limit)
     if not ids:
         raise ValueError(f"No images in split {split!r} of {data_dir}: cannot build an image index.")
     features = embed_pngs(ids, pngs, image_features, image_size, batch_size,
                           pooled=sim.check_kind(similarity) == "sisa", progress=progress)
-    if dtype not in ("float32", "float16"):
-        raise ValueError(f"`dtype` must be 'float32' or 'float16'. Received: {dtype!r}")
     return ImageIndex(ids=ids, features=features.astype(dtype, copy=False),
                       description={"data_dir": data_dir, "split": split, "kind": "distinct images of the split"})

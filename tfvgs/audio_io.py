@@ -73,7 +73,11 @@ def noise_floor(samples: np.ndarray, rate: int) -> Tuple[float, float]:
 def speech_level(samples: np.ndarray, rate: int) -> float:
     """The trimming level of a recording: SILENCE_LEVEL, raised to NOISE_FACTOR x its noise floor. On digital
     silence (espeak-ng's output) the floor is 0 and the level is exactly the synthesised speech's."""
-    return float(max(SILENCE_LEVEL, NOISE_FACTOR * noise_floor(samples, rate)[0]))
+    return _level_over(noise_floor(samples, rate)[0])
+
+
+def _level_over(floor: float) -> float:
+    return float(max(SILENCE_LEVEL, NOISE_FACTOR * floor))
 
 
 def clipped_fraction(samples: np.ndarray) -> float:
@@ -131,8 +135,6 @@ def decode_audio(data: bytes, source: str = "<bytes>", sample_rate: int = 16000,
         raise AudioError(f"{source}: expected mono or multi-channel audio. Received shape {samples.shape}")
     if samples.size == 0:
         raise AudioError(f"{source}: no audio samples")
-    if not np.all(np.isfinite(samples)):
-        raise AudioError(f"{source}: audio contains NaN or infinite samples")
     if rate <= 0:
         raise AudioError(f"{source}: invalid sample rate {rate} in the file header")
     seconds = samples.size / float(rate)
@@ -142,7 +144,7 @@ def decode_audio(data: bytes, source: str = "<bytes>", sample_rate: int = 16000,
         raise AudioError(f"{source}: audio too long ({seconds:.1f} s > {max_seconds} s)")
     if trim:
         floor, peak = noise_floor(samples, int(rate))
-        level = speech_level(samples, int(rate))
+        level = _level_over(floor)
         if peak <= level or peak < MIN_PEAK_OVER_FLOOR * floor:
             raise AudioError(f"{source}: no speech found (its loudest 10 ms peak at {peak:.4f} is not "
                              f"{MIN_PEAK_OVER_FLOOR:g}x above its noise floor {floor:.4f} and above the silence "

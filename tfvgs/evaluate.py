@@ -388,8 +388,9 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     parser.add_argument("--transfer_dir", default=None,
                         help="output of beam_pipelines.transfer_test_set: adds transfer_accuracy (paper 000 sec. 6.5)")
     parser.add_argument("--words_dir", default=None,
-                        help="with --semantic_dir: score its image pairs against these spoken words instead of its "
-                             "own (output of beam_pipelines.import_words: your recordings)")
+                        help="with --semantic_dir: also score its image pairs against these spoken words "
+                             "(output of beam_pipelines.import_words: your recordings) as "
+                             "semantic_accuracy_recorded")
     config_lib.add_config_flags(parser, workdir_flag="--workdir")
     args = parser.parse_args(argv)
     if args.all and args.from_checkpoint:

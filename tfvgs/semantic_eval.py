@@ -126,7 +126,6 @@ def semantic_accuracy(model, words: Union[str, tf.data.Dataset], pairs_dir: str,
     word_feats, word_frames = _encode_audio(model, tf.concat(logmels, 0), tf.concat(nframes, 0))
     word_keys, speakers = np.array(word_keys), np.array(speakers)
     vocabulary = sorted(set(word_keys))
-    word_value = tf.constant([vocabulary.index(k) for k in word_keys], tf.int32)            # [W]
 
     preferences, pair_keys, skipped = [], [], {}
     for batch in data.semantic_pairs_dataset(pairs_dir, config, batch_size):
