@@ -10,8 +10,9 @@ from tfvgs import workdir as layout
 def test_presets_share_one_schema_and_differ_in_size():
     tiny, cpu, paper = (config_lib.get_config(n) for n in ("tiny", "cpu", "paper"))
     assert set(tiny.to_dict()) == set(paper.to_dict())
-    assert tiny.world.image_size < cpu.world.image_size < paper.world.image_size
-    assert cpu.world.image_size == 64 and paper.world.image_size == 128
+    assert tiny.world.image_size <= cpu.world.image_size < paper.world.image_size == 128
+    assert tiny.train.steps < cpu.train.steps < paper.train.steps
+    assert tiny.gan.total_kimg < cpu.gan.total_kimg < paper.gan.total_kimg
 
 
 def test_overrides_parse_json_and_reject_unknown_fields():
