@@ -1,7 +1,7 @@
 """The semantic test set (paper 000 sec. 6.2): spoken isolated attribute words and positive / negative image pairs.
 
-    python -m beam_pipelines.semantic_test_set --output_dir D --config PRESET [--pairs_per_value N]
-        [--pairs_per_family N] [--voices_per_word N] [beam flags]
+    python -m beam_pipelines.semantic_test_set --output_dir D --config PRESET [--split test|val]
+        [--pairs_per_value N] [--pairs_per_family N] [--voices_per_word N] [beam flags]
     python -m beam_pipelines.semantic_test_set --source gan --workdir W --num_samples S --output_dir D ...
 
 Writes <D>/words-*.tfrecord (one record per attribute value and voice: the word of `speech.isolated_words()` spoken
@@ -32,6 +32,10 @@ object the value, or negative by giving every object with the value another one;
 or hides one (below min_object_pixels) is thrown away and the next attempt drawn. Word voices are the same speakers
 for every word (voice k is test speaker k), each utterance with its own rate and pitch, so accuracies average over the
 same voices for every value.
+
+`--split val` builds the same test from scenes (or GAN latents) of a namespace of its own, with words spoken as the
+val pairs are (the held-out speakers, other rates and pitches), so a recipe for isolated words can be chosen on val
+and the test set stays untouched until the end.
 """
 from __future__ import annotations
 
@@ -43,7 +47,7 @@ import apache_beam as beam
 import numpy as np
 
 from beam_pipelines import audio_clevrgan, common
-from beam_pipelines.spoken_captions import SpeakFn
+from beam_pipelines.spoken_captions import SpeakFn, voice_split
 from tfvgs import cli, config as config_lib
 from tfvgs.seeding import stable_seed
 
@@ -51,6 +55,7 @@ KINDS = ("words", "pairs")            # = tfvgs.schema.WORDS, PAIRS (file prefix
 PAIRS_PER_FAMILY = config_lib.Config().data.semantic_pairs_per_family   # the paper-scale default (config.py owns it)
 MAX_ATTEMPTS = 20                     # scene draws per image before the pair is rejected
 SOURCES = ("rendered", "gan")
+SPLITS = ("test", "val")               # whose speakers say the words; "test" keeps the seeds it always had
 GAN_LATENT_NAMESPACE = "semantic_test_set"   # latent seeds of the gan source (Audio CLEVRGAN uses its own)
 
 
@@ -81,8 +86,15 @@ def has_value(scene: dict, family: str, value: str) -> bool:
     return any(o[family] == value for o in scene["objects"])
 
 
-def make_image(config: config_lib.Config, family: str, value: str, index: int, positive: bool):
-    """(scene, rendering) of a test scene in which some object has `value` (positive) or none has (negative).
+def split_namespace(split: str) -> tuple:
+    """Seed-namespace parts of a split: none for "test" (its seeds predate --split), ("val",) for val."""
+    if split not in SPLITS:
+        raise ValueError(f"--split must be one of {SPLITS}. Received: {split!r}")
+    return () if split == "test" else (split,)
+
+
+def make_image(config: config_lib.Config, family: str, value: str, index: int, positive: bool, split: str = "test"):
+    """(scene, rendering) of a `split` scene in which some object has `value` (positive) or none has (negative).
 
     Raises ValueError when MAX_ATTEMPTS draws all failed."""
     from tfvgs import world
@@ -92,10 +104,10 @@ def make_image(config: config_lib.Config, family: str, value: str, index: int, p
     values = world.ATTRIBUTES[family]
     reasons = []
     for attempt in range(MAX_ATTEMPTS):
-        seed = stable_seed(config.seed, "semantic", family, value, index, role, attempt)
+        seed = stable_seed(config.seed, "semantic", *split_namespace(split), family, value, index, role, attempt)
         rng = np.random.default_rng(stable_seed(seed, "edit"))
         try:
-            scene = world.sample_scene(seed, **world.sampling_options(w), image_index=index, split="test")
+            scene = world.sample_scene(seed, **world.sampling_options(w), image_index=index, split=split)
         except ValueError as e:
             reasons.append(f"sample: {e}")
             continue
@@ -126,8 +138,8 @@ def make_image(config: config_lib.Config, family: str, value: str, index: int, p
 class MakePairFn(beam.DoFn):
     """(family, value, index) -> ("pairs", serialized pair record); failures to the dead-letter output."""
 
-    def __init__(self, config: config_lib.Config):
-        self.config = config
+    def __init__(self, config: config_lib.Config, split: str = "test"):
+        self.config, self.split = config, split
 
     def setup(self):
         self._read = common.counter(common.READ)
@@ -140,8 +152,8 @@ class MakePairFn(beam.DoFn):
         self._read.inc()
         pair_id = f"{family}/{value}/{index:05d}"
         try:
-            pos_scene, pos = make_image(self.config, family, value, index, positive=True)
-            neg_scene, neg = make_image(self.config, family, value, index, positive=False)
+            pos_scene, pos = make_image(self.config, family, value, index, positive=True, split=self.split)
+            neg_scene, neg = make_image(self.config, family, value, index, positive=False, split=self.split)
             record = schema.encode_semantic_pair_record(
                 pair_id=pair_id, family=family, value=value, positive_png=schema.encode_png(pos.image),
                 negative_png=schema.encode_png(neg.image), positive_scene_json=json.dumps(pos_scene, sort_keys=True),
@@ -160,9 +172,10 @@ class DescribeGanSamplesFn(audio_clevrgan.DrawAndDescribeFn):
     """A batch of sample indices -> the confidently described GAN samples as pool entries {index, latent_seed, png,
     description}; every sample is counted as drawn, the others also as undescribed."""
 
-    def __init__(self, config: config_lib.Config, workdir: str, model_batch: int = 32):
+    def __init__(self, config: config_lib.Config, workdir: str, model_batch: int = 32, split: str = "test"):
         super().__init__(config, workdir, num_samples=1, captions_per_image=1, style="synthetic",
-                         latent_namespace=GAN_LATENT_NAMESPACE, model_batch=model_batch)
+                         latent_namespace="/".join((GAN_LATENT_NAMESPACE, *split_namespace(split))),
+                         model_batch=model_batch)
 
     def process(self, indices: List[int]) -> Iterable:
         from tfvgs import schema
@@ -218,8 +231,8 @@ class AssignGanPairsFn(beam.DoFn):
     (`count_matched_pairs`): keeping only the first `n` per role and count gives the same first n pairs as the whole
     pool would, so no worker ever holds the pool."""
 
-    def __init__(self, config: config_lib.Config, counts: Dict[str, int], num_samples: int):
-        self.config, self.counts, self.num_samples = config, counts, num_samples
+    def __init__(self, config: config_lib.Config, counts: Dict[str, int], num_samples: int, split: str = "test"):
+        self.config, self.counts, self.num_samples, self.split = config, counts, num_samples, split
 
     def setup(self):
         self._read = common.counter(common.READ)
@@ -243,7 +256,8 @@ class AssignGanPairsFn(beam.DoFn):
             pos, neg = pairs[index]
             record = schema.encode_semantic_pair_record(
                 pair_id=pair_id, family=family, value=value, positive_png=pos["png"], negative_png=neg["png"],
-                positive_scene_json=self._scene_json(pos), negative_scene_json=self._scene_json(neg))
+                positive_scene_json=self._scene_json(pos, self.split),
+                negative_scene_json=self._scene_json(neg, self.split))
             common.counter(f"pairs:{family}").inc()
             yield "pairs", record
 
@@ -257,9 +271,9 @@ class AssignGanPairsFn(beam.DoFn):
                 f"{matched} pairs of equal object counts; raise --num_samples")
 
     @staticmethod
-    def _scene_json(sample: dict) -> str:
+    def _scene_json(sample: dict, split: str) -> str:
         import json
-        return json.dumps(dict(sample["description"], image_index=sample["index"], split="test",
+        return json.dumps(dict(sample["description"], image_index=sample["index"], split=split,
                                latent_seed=sample["latent_seed"], source="gan"), sort_keys=True)
 
 
@@ -267,9 +281,9 @@ class GanPairs(beam.PTransform):
     """Described GAN samples -> pair records and rejections, keyed by value: per (value, role, object count) only
     the first samples of the value's seeded order are kept (a bounded combiner), never the whole pool."""
 
-    def __init__(self, config: config_lib.Config, counts: Dict[str, int], num_samples: int):
+    def __init__(self, config: config_lib.Config, counts: Dict[str, int], num_samples: int, split: str = "test"):
         super().__init__()
-        self.config, self.counts, self.num_samples = config, counts, num_samples
+        self.config, self.counts, self.num_samples, self.split = config, counts, num_samples, split
 
     def expand(self, samples):
         from tfvgs.world import ATTRIBUTES
@@ -286,7 +300,7 @@ class GanPairs(beam.PTransform):
                 | "PlannedValues" >> beam.Create([((f, v), None) for f, values in ATTRIBUTES.items() for v in values]))
         return ({"plan": plan, "candidates": candidates}
                 | "GroupByValue" >> beam.CoGroupByKey()
-                | "AssignPairs" >> beam.ParDo(AssignGanPairsFn(self.config, self.counts, self.num_samples),
+                | "AssignPairs" >> beam.ParDo(AssignGanPairsFn(self.config, self.counts, self.num_samples, self.split),
                                               beam.pvalue.AsDict(pool_counts)).with_outputs(
                     common.REJECTED_TAG, main="records"))
 
@@ -294,21 +308,26 @@ class GanPairs(beam.PTransform):
 # ---------------------------------------------------------------------------------------------------------------
 # Speech (shared with beam_pipelines.transfer_test_set)
 
-def word_items(config: config_lib.Config, voices_per_word: int) -> List[dict]:
-    """One work item per (attribute value, voice): the k-th voice of every word is test speaker k."""
+def word_items(config: config_lib.Config, voices_per_word: int, split: str = "test") -> List[dict]:
+    """One work item per (attribute value, voice), the k-th voice of every word the same speaker. Val and test pairs
+    speak with the same held-out pool (`voice_split`); the val words take the speakers between the test words' ones,
+    so with up to 9 voices per word no speaker says both a val and a test word."""
     from tfvgs import speech
-    pool = speech.speaker_pool("test")
+    namespace = "/".join(("semantic-word", *split_namespace(split)))
+    pool = speech.speaker_pool(voice_split(split))
     if not 1 <= voices_per_word <= len(pool):
-        raise ValueError(f"--voices_per_word must be in [1, {len(pool)}] (the held-out test speakers). "
+        raise ValueError(f"--voices_per_word must be in [1, {len(pool)}] (the held-out speakers). "
                          f"Received: {voices_per_word}")
     items = []
     for family, words in speech.isolated_words().items():
         for value, word in words:
             for k in range(voices_per_word):
                 word_id = f"{family}/{value}/{k:02d}"
-                drawn = speech.pick_voice(f"semantic-word/{config.seed}/{word_id}", "test",
+                drawn = speech.pick_voice(f"{namespace}/{config.seed}/{word_id}", voice_split(split),
                                           rate_range=config.speech.rate_range, pitch_range=config.speech.pitch_range)
-                accent, variant = pool[k * len(pool) // voices_per_word]   # spread over the pool
+                # spread over the pool; val takes the speakers between test's (others while voices_per_word <= 9)
+                shift = 0 if split == "test" else len(pool) // (2 * voices_per_word)
+                accent, variant = pool[(k * len(pool) // voices_per_word + shift) % len(pool)]
                 items.append({"id": word_id, "family": family, "value": value, "text": word,
                               "voice": speech.Voice(accent, variant, drawn.rate, drawn.pitch)})
     return items
@@ -327,24 +346,26 @@ def _count_read(item):
 
 def build_pipeline(p: beam.Pipeline, config: config_lib.Config, output_dir: str, counts: Dict[str, int],
                    voices_per_word: int, workers: int, *, source: str = "rendered", workdir: Optional[str] = None,
-                   num_samples: int = 0, batch_size: int = 32) -> None:
+                   num_samples: int = 0, batch_size: int = 32, split: str = "test") -> None:
     from tfvgs.world import ATTRIBUTES
     if source == "gan":
         pairs = (p
                  | "SampleIndices" >> beam.Create(range(num_samples))
                  | "ReshuffleIndices" >> beam.Reshuffle()
                  | "BatchIndices" >> beam.BatchElements(min_batch_size=1, max_batch_size=batch_size)
-                 | "DrawAndDescribe" >> beam.ParDo(DescribeGanSamplesFn(config, workdir, model_batch=batch_size))
-                 | "PairByValue" >> GanPairs(config, counts, num_samples))
+                 | "DrawAndDescribe" >> beam.ParDo(DescribeGanSamplesFn(config, workdir, model_batch=batch_size,
+                                                                      split=split))
+                 | "PairByValue" >> GanPairs(config, counts, num_samples, split))
     else:
         pair_items = [(family, value, i) for family, values in ATTRIBUTES.items() for value in values
                       for i in range(counts[family])]
         pairs = (p
                  | "PairIndices" >> beam.Create(pair_items)
                  | "ReshufflePairs" >> beam.Reshuffle()
-                 | "MakePairs" >> beam.ParDo(MakePairFn(config)).with_outputs(common.REJECTED_TAG, main="records"))
+                 | "MakePairs" >> beam.ParDo(MakePairFn(config, split)).with_outputs(common.REJECTED_TAG,
+                                                                                    main="records"))
     words = (p
-             | "WordItems" >> beam.Create(word_items(config, voices_per_word))
+             | "WordItems" >> beam.Create(word_items(config, voices_per_word, split))
              | "CountWords" >> beam.Map(_count_read)
              | "ReshuffleWords" >> beam.Reshuffle()
              | "BatchWords" >> beam.BatchElements(min_batch_size=4, max_batch_size=16)
@@ -368,6 +389,9 @@ def run(argv: Optional[Sequence[str]] = None) -> dict:
                              "(95%% interval) at accuracy ~0.75)")
     parser.add_argument("--voices_per_word", type=int, default=None,
                         help="held-out speakers per word (default: the preset's data.semantic_voices_per_word)")
+    parser.add_argument("--split", default="test", choices=SPLITS,
+                        help="whose speakers and which scenes: the held-out test set, or its val twin for choosing a "
+                             "recipe (the Audio CLEVRGAN val speakers, scenes of their own seeds)")
     parser.add_argument("--tts_workers", type=int, default=2, help="espeak-ng processes at once per Beam worker")
     parser.add_argument("--source", default="rendered", choices=SOURCES,
                         help="rendered scenes (ground truth) or images of the GAN in --workdir (its segmenter)")
@@ -395,17 +419,18 @@ def run(argv: Optional[Sequence[str]] = None) -> dict:
         raise ValueError(f"--workdir and --num_samples are for --source gan. Received: --source {args.source} "
                          f"--workdir {args.workdir} --num_samples {args.num_samples}")
     counts = plan_counts(args.pairs_per_value, args.pairs_per_family)
-    words = word_items(config, args.voices_per_word)   # validates --voices_per_word before anything runs
+    words = word_items(config, args.voices_per_word, args.split)   # validates --voices_per_word before anything runs
     import tensorflow as tf
     common.check_local_espeak(options)
     common.prepare_output_dir(args.output_dir, KINDS, config)
     with beam.Pipeline(options=options) as p:
         build_pipeline(p, config, args.output_dir, counts, args.voices_per_word, args.tts_workers,
                        source=args.source, workdir=args.workdir, num_samples=args.num_samples or 0,
-                       batch_size=args.batch_size)
+                       batch_size=args.batch_size, split=args.split)
     from tfvgs.world import ATTRIBUTES
     planned = {"pairs_per_value": counts, "voices_per_word": args.voices_per_word, "words_planned": len(words),
-               "pairs_planned": {f: counts[f] * len(v) for f, v in ATTRIBUTES.items()}, "source": args.source}
+               "pairs_planned": {f: counts[f] * len(v) for f, v in ATTRIBUTES.items()}, "source": args.source,
+               "split": args.split}
     if args.source == "gan":
         from tfvgs import gan_io
         planned.update(workdir=args.workdir, num_samples=args.num_samples, generator=gan_io.read_info(args.workdir),

@@ -98,6 +98,25 @@ def test_semantic_words_are_isolated_words_in_test_voices(tiny_sets):
         assert len({frozenset(s) for s in speakers.values()}) == 1   # the same speakers say every word
 
 
+def test_the_val_twin_has_its_own_scenes_and_speakers():
+    """--split val: the recipe for isolated words is chosen on it, so it must share no image and no word speaker
+    with the test set, while keeping the test set exactly as it was (its seeds predate --split)."""
+    config = config_lib.get_config("tiny")
+    test_words = semantic_test_set.word_items(config, 8)
+    val_words = semantic_test_set.word_items(config, 8, "val")
+    assert [w["id"] for w in val_words] == [w["id"] for w in test_words]
+    assert {w["voice"].split for w in val_words} == {"test"}          # the held-out pool val pairs speak with
+    assert not {w["voice"].id for w in val_words} & {w["voice"].id for w in test_words}
+    for positive in (True, False):
+        test_scene, test_image = semantic_test_set.make_image(config, "color", "red", 0, positive)
+        val_scene, val_image = semantic_test_set.make_image(config, "color", "red", 0, positive, split="val")
+        assert val_scene["split"] == "val" and test_scene["split"] == "test"
+        assert not np.array_equal(val_image.image, test_image.image)
+        assert semantic_test_set.has_value(val_scene, "color", "red") == positive
+    with pytest.raises(ValueError, match="--split must be one of"):
+        semantic_test_set.make_image(config, "color", "red", 0, True, split="train")
+
+
 def _changed(original, edited):
     return [(i, a) for i, (o, e) in enumerate(zip(original["objects"], edited["objects"]))
             for a in world.ATTRIBUTES if o[a] != e[a]]
