@@ -48,7 +48,8 @@ def main(argv=None):
     import tensorflow as tf
 
     from export.audio_visual import AudioVisualServable, ImageIndex
-    from tfvgs import data, retrieval, workdir as layout
+    from tfvgs import data, workdir as layout
+    from tfvgs.evaluation import retrieval
 
     config = layout.step_config(args.workdir, args.stage)
     model = layout.load_step_model(args.workdir, args.stage)

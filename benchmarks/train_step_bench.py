@@ -63,7 +63,8 @@ def bench_train_step(name: str, steps: int, peak: float) -> dict:
 
 
 def bench_recall(peak: float, n: int = 1000) -> dict:
-    from tfvgs import retrieval, similarity
+    from tfvgs import similarity
+    from tfvgs.evaluation import retrieval
     from tfvgs.config import get_config
     config = get_config("cpu")
     d, frames = config.model.embedding_dim, config.features.max_frames // 16

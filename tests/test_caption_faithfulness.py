@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from tfvgs import caption_faithfulness, data
+from tfvgs import data
+from tfvgs.evaluation import caption_faithfulness
 from tfvgs.config import get_config
 from tfvgs.models.attribute_segmenter import ATTRIBUTE_FAMILIES, NUM_CLASSES
 

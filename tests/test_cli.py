@@ -6,7 +6,8 @@ import pytest
 from tfvgs import cli
 
 COMMANDS = [("tfvgs.train", "main"), ("tfvgs.evaluate", "main"), ("tfvgs.demo", "run"),
-            ("tfvgs.caption_faithfulness", "main"), ("tfvgs.draw", "main"), ("tfvgs.gan_quality", "main"),
+            ("tfvgs.evaluation.caption_faithfulness", "main"), ("tfvgs.draw", "main"),
+            ("tfvgs.evaluation.gan_quality", "main"),
             ("beam_pipelines.render_scenes", "run"), ("beam_pipelines.spoken_captions", "run"),
             ("beam_pipelines.audio_clevrgan", "run"), ("beam_pipelines.import_manifest", "run"),
             ("beam_pipelines.import_words", "run"), ("beam_pipelines.semantic_test_set", "run"), ("beam_pipelines.transfer_test_set", "run"),

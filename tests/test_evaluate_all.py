@@ -9,7 +9,8 @@ from PIL import Image
 
 from beam_pipelines import semantic_test_set, transfer_test_set
 from tfvgs import config as config_lib
-from tfvgs import evaluate, report_tables, workdir as layout
+from tfvgs import evaluate, workdir as layout
+from tfvgs.evaluation import report_tables
 
 TRAINED = ("davenet", "random_edits")
 EDIT_SUCCESS = {"rate": 0.75, "n": 8, "any_change_rate": 0.875,

@@ -1,11 +1,11 @@
-"""Tests of the segmenter-based GAN quality report (tfvgs.gan_quality)."""
+"""Tests of the segmenter-based GAN quality report (tfvgs.evaluation.gan_quality)."""
 import json
 import os
 
 import numpy as np
 import pytest
 
-from tfvgs import gan_quality
+from tfvgs.evaluation import gan_quality
 from tfvgs.world.vocabulary import ATTRIBUTES
 
 

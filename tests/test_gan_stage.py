@@ -155,7 +155,6 @@ def test_reals_stream_is_indexed_by_images_shown(tiny_world, tmp_path):
     for start, batch in ((5, 3), (n - 2, 4), (n + 1, 2)):
         first = next(iter(stage.reals_dataset(start, batch))).numpy()
         np.testing.assert_array_equal(first, stream[start:start + batch])
-    np.testing.assert_array_equal(next(iter(stage.build_train_dataset(skip_batches=2))).numpy(), stream[8:12])
     # each epoch is a new order of the same images
     first_epoch, second_epoch = stream[:n], stream[n:2 * n]
     assert not np.array_equal(first_epoch, second_epoch)

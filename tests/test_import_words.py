@@ -13,7 +13,8 @@ import scipy.signal
 import tensorflow as tf
 
 from beam_pipelines import import_words
-from tfvgs import audio_io, config as config_lib, data, features, schema, semantic_eval, speech
+from tfvgs import audio_io, config as config_lib, data, features, schema, speech
+from tfvgs.evaluation import semantic_eval
 from tests.test_test_sets import Oracle, float_image, key, raw_records, text
 
 RATE = 44100

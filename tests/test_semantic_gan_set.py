@@ -12,7 +12,8 @@ import pytest
 import tensorflow as tf
 
 from beam_pipelines import audio_clevrgan, common, semantic_test_set
-from tfvgs import data, schema, semantic_eval, world
+from tfvgs import data, schema, world
+from tfvgs.evaluation import semantic_eval
 from tfvgs.config import get_config
 from tfvgs.seeding import stable_seed
 from tests.test_audio_clevrgan import expected_samples, save_untrained_models

@@ -1,7 +1,7 @@
 """Binomial tests against chance for the reports."""
 import pytest
 
-from tfvgs import significance
+from tfvgs.evaluation import significance
 
 
 def test_a_rate_far_above_chance_is_called_so_and_one_at_chance_is_not():

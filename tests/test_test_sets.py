@@ -10,7 +10,8 @@ import tensorflow as tf
 
 from beam_pipelines import semantic_test_set, transfer_test_set
 from tfvgs import config as config_lib
-from tfvgs import data, schema, semantic_eval, speech, world
+from tfvgs import data, schema, speech, world
+from tfvgs.evaluation import semantic_eval
 from tfvgs.models import DualEncoder, build_audio_encoder, build_image_encoder
 
 VOICES = 2

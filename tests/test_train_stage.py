@@ -9,7 +9,8 @@ import pytest
 import tensorflow as tf
 
 from tests.conftest import sigkill_when
-from tfvgs import evaluate, retrieval, train, training
+from tfvgs import evaluate, train, training
+from tfvgs.evaluation import retrieval
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -149,7 +149,7 @@ class GanConfig:
     num_grid_images: int = 16
     # After every growth phase, when <workdir>/segmenter/model.keras exists: FID/KID on segmenter features, the
     # well-formed fraction and attribute distributions of this many samples vs as many rendered images of
-    # `quality_split` (tfvgs.gan_quality). 0 turns the reports off.
+    # `quality_split` (tfvgs.evaluation.gan_quality). 0 turns the reports off.
     quality_samples: int = 1000
     quality_split: str = "val"
 

@@ -71,12 +71,13 @@ def write_rendered_beside_gan(scenes_dir: str, generator, config: config_lib.Con
 
 def what_the_run_shows(report_json: str) -> List[str]:
     """Markdown lines saying, for every learned figure of `evaluate --all`'s report, whether it is above chance
-    (one-sided binomial test, p < 0.01; tfvgs.significance): a figure at chance is named so and is not a result."""
+    (one-sided binomial test, p < 0.01; tfvgs.evaluation.significance): a figure at chance is named so and is not a
+    result."""
     if not os.path.exists(report_json):
         return ["## What this run shows", "", "No evaluation report (eval/report.json) yet.", ""]
     with open(report_json) as f:
         report = json.load(f)
-    from tfvgs import significance
+    from tfvgs.evaluation import significance
     above, at = [], []
     for table, what, value in (("table2", "retrieval R@10", lambda r: r["ours"]["mean"]["10"]),
                                ("table1", "semantic accuracy (isolated words)", lambda r: r["ours"]["mean"]),

@@ -30,7 +30,7 @@ import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from tfvgs import cli, console, config as config_lib, workdir as layout
-from tfvgs import report_tables
+from tfvgs.evaluation import report_tables
 
 PAPER_TABLE2_SYNTHETIC = {report_tables.ROW_NAMES[s]: v for s, v in report_tables.PAPER_TABLE2["synthetic"].items()}
 MATCHMAP_PAIRS = 4
@@ -153,7 +153,8 @@ def evaluate_stage(workdir: str, stage: str, data_dir: str, *, split: str = "tes
     `words_dir` (with `semantic_dir`): also the semantic test with the spoken words of `words_dir`
     ("semantic_accuracy_recorded", per speaker).
     """
-    from tfvgs import data, retrieval
+    from tfvgs import data
+    from tfvgs.evaluation import retrieval
     if words_dir and not semantic_dir:
         raise ValueError(f"--words_dir needs --semantic_dir (the image pairs its words are scored on). Received: "
                          f"--words_dir {words_dir}, --semantic_dir None")
@@ -175,7 +176,7 @@ def evaluate_stage(workdir: str, stage: str, data_dir: str, *, split: str = "tes
     dataset = data.pairs_dataset(data_dir, split, config, batch_size=min(64, num_pairs))
     metrics = retrieval.evaluate_retrieval(model, dataset, num_pairs, kind)
     if semantic_dir or transfer_dir:
-        from tfvgs import semantic_eval
+        from tfvgs.evaluation import semantic_eval
         if semantic_dir:
             metrics["semantic_accuracy"] = semantic_eval.semantic_accuracy(model, semantic_dir, semantic_dir, config,
                                                                            kind=kind)

@@ -88,7 +88,7 @@ class RecallSummaries(keras.callbacks.Callback):
         self.dataset, self.num_pairs = dataset, num_pairs
 
     def on_epoch_end(self, epoch, logs=None):
-        from tfvgs import retrieval
+        from tfvgs.evaluation import retrieval
         if self.model.stop_training:  # e.g. a non-finite loss: there is nothing meaningful to measure
             return
         if getattr(self, "_encode", None) is None:

@@ -1,9 +1,10 @@
-"""Training stages by name. Each is a `Stage` plug-in; `python -m tfvgs.train --stage NAME` runs one."""
+"""The curriculum's steps by name. Each is a `Step` plug-in (`tfvgs.stages.step`; the trained ones with one `fit`
+are `Stage`s, `tfvgs.stages.stage`); `python -m tfvgs.train --stage NAME` runs one."""
 from __future__ import annotations
 
 from typing import Dict, Type
 
-from tfvgs.stages.stage import Stage
+from tfvgs.stages.step import Step
 
 _STAGES: Dict[str, str] = {
     # name -> "module:Class", imported on use so a stage's heavy dependencies load only when it runs
@@ -30,7 +31,7 @@ def stage_names():
     return sorted(_STAGES)
 
 
-def get_stage(name: str) -> Type[Stage]:
+def get_stage(name: str) -> Type[Step]:
     if name not in _STAGES:
         raise ValueError(f"Unknown stage {name!r}. Known stages: {stage_names()}")
     import importlib

@@ -29,24 +29,20 @@ import numpy as np
 import tensorflow as tf
 
 from tfvgs import atomic_files, data, gan_io, workdir as layout
-from tfvgs.stages.stage import Stage
+from tfvgs.stages.step import Step
 
 RANKING_SEED_BASE = 10_000_000   # latent seeds of the ranking sample: apart from the Audio CLEVRGAN data's seeds
 BATCH = 64
 
 
-class ClusterStage(Stage):
+class ClusterStage(Step):
     name = "cluster"
     multi_worker_ok = False   # trains nothing: one process ranks the units
     source = "random_edits"
     data_kinds = ("gan_pairs",)
     data_splits = ("train",)
 
-    # --- unused training hooks -------------------------------------------------------------------------------
-    def build_train_dataset(self, skip_batches: int):
-        raise NotImplementedError(f"stage {self.name!r} does not train")
-
-    def build_model(self):
+    def source_model(self):
         return layout.load_step_model(self.workdir, self.source, needed_by=self.name)
 
     @property
@@ -54,14 +50,11 @@ class ClusterStage(Stage):
         return os.path.join(self.stage_dir, "clusters.json")
 
     # --- the stage ---------------------------------------------------------------------------------------------
-    def run(self) -> Dict[str, float]:
+    def execute(self) -> Dict[str, float]:
         from tfvgs.edits import concept_clusters, unit_ranking
-        self.check_data()
-        tf.io.gfile.makedirs(self.stage_dir)
-        self.config.save(self.config_path)
         e = self.config.edits
         start = time.time()
-        model = self.build_model()
+        model = self.source_model()
         generator = gan_io.load_generator(self.workdir)
 
         image_rows, audio_rows, captions = self.activations(model)
@@ -99,9 +92,7 @@ class ClusterStage(Stage):
             print(f"  cluster {c['id']:2d}: {len(c['units']):3d} units, label "
                   f"{label['value'] + ' (IoU %.2f)' % label['iou'] if label else '-'}, top words "
                   f"{', '.join(w for w, _ in c['top_words'][:3])}", flush=True)
-        logs = {"num_clusters": float(len(clusters.clusters))}
-        self.mark_done(logs)
-        return logs
+        return {"num_clusters": float(len(clusters.clusters))}
 
     # --- steps -----------------------------------------------------------------------------------------------
     def activations(self, model):

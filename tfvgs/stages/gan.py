@@ -2,7 +2,7 @@
 
     python -m tfvgs.train --stage gan --config cpu --data_dir SCENES --workdir W
 
-The networks grow, so the shared `Stage.run` (one `fit` over a fixed model) does not fit: here one `fit` runs per
+The networks grow, so a `Stage` (one `fit` over a fixed model) does not fit: this `Step` runs one `fit` per
 phase segment - a stretch of steps with one level and one fade-in state (`ProgressiveGAN.sync_phase`), cut at
 `gan.checkpoint_every` steps - and the dataset is rebuilt for every segment at the phase's minibatch size.
 
@@ -13,8 +13,8 @@ command continues from its last checkpoint with the same growth phase, fade-in a
 
 Writes `<workdir>/gan/`: `checkpoints/`, `tensorboard/` (loss terms, alpha, resolution, images shown, img/s, fixed-z
 sample grids), `generator.keras` (the EMA generator; load with `tfvgs.gan_io.load_generator`), `generator.json`,
-and `quality/` (a `tfvgs.gan_quality` report after every growth phase, with `history.jsonl` and `history.png`,
-when `<workdir>/segmenter/model.keras` exists and `gan.quality_samples` > 0).
+and `quality/` (a `tfvgs.evaluation.gan_quality` report after every growth phase, with `history.jsonl` and
+`history.png`, when `<workdir>/segmenter/model.keras` exists and `gan.quality_samples` > 0).
 """
 from __future__ import annotations
 
@@ -28,10 +28,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfvgs import data, gan_io, gan_quality, schema, training, workdir as layout
+from tfvgs import data, gan_io, schema, training, workdir as layout
+from tfvgs.evaluation import gan_quality
 from tfvgs.config import GanConfig
 from tfvgs.gan import GrowthPhase, GrowthSchedule, ProgressiveDiscriminator, ProgressiveGAN, ProgressiveGenerator
-from tfvgs.stages.stage import Stage
+from tfvgs.stages.step import Step
 
 LOSS_NAMES = ("d_loss", "g_loss", "gp", "drift", "wasserstein")
 
@@ -198,7 +199,8 @@ class GanProgress(keras.callbacks.Callback):
 
 class PhaseQuality:
     """The quality report at the end of each growth phase: the EMA generator at the finished phase's level, measured
-    with the segmenter against rendered images of `gan.quality_split` (`tfvgs.gan_quality.quality_report`)."""
+    with the segmenter against rendered images of `gan.quality_split`
+    (`tfvgs.evaluation.gan_quality.quality_report`)."""
 
     def __init__(self, stage: "GanStage", writer):
         self.stage, self.writer = stage, writer
@@ -242,7 +244,7 @@ class PhaseQuality:
               flush=True)
 
 
-class GanStage(Stage):
+class GanStage(Step):
     """Trains `ProgressiveGAN` on the train split of `data_dir` (scene or spoken-pair TFRecords) for
     `gan.total_kimg` thousand real images; see the module docstring."""
 
@@ -330,11 +332,6 @@ class GanStage(Stage):
         ds = ds.batch(int(batch_size), drop_remainder=True).prefetch(d.prefetch)
         return ds.with_options(data.dataset_options(self.config))
 
-    def build_train_dataset(self, skip_batches: int) -> tf.data.Dataset:
-        """The `Stage` hook: reals at the first phase's batch size. `run` uses `reals_dataset` per phase instead."""
-        batch = self.config.gan.n_critic * build_schedule(self.config).phase_at(0).minibatch_size
-        return self.reals_dataset(skip_batches * batch, batch)
-
     # --- model ------------------------------------------------------------------------------------------------
     def build_model(self) -> ProgressiveGAN:
         return build_gan(self.config)
@@ -360,11 +357,7 @@ class GanStage(Stage):
                    + gan.discriminator.trainable_variables)
 
     # --- the driver -------------------------------------------------------------------------------------------
-    def run(self) -> Dict[str, float]:
-        self.check_data()
-        tf.io.gfile.makedirs(self.stage_dir)
-        self.check_resume_config()
-        self.config.save(self.config_path)
+    def execute(self) -> Dict[str, float]:
         g = self.config.gan
         total_images = int(round(g.total_kimg * 1000))
         checkpoint_every = max(1, int(g.checkpoint_every))
@@ -433,18 +426,15 @@ class GanStage(Stage):
         rate = progress.images_per_second()
         print(f"[gan] {shown()} images shown ({describe(gan.phase)}); generator saved to {self.model_path}"
               + (f"; {rate:.1f} img/s this run" if math.isfinite(rate) else ""), flush=True)
-        logs = {**last_logs, "images_shown": float(shown()), "step": float(progress.step),
+        return {**last_logs, "images_shown": float(shown()), "step": float(progress.step),
                 "resolution": float(info.get("resolution", gan.phase.resolution)), "images_per_second": rate}
-        if shown() >= total_images:
-            self.mark_done({k: v for k, v in logs.items() if math.isfinite(v)})
-        return logs
 
     def _phase_quality(self, writer) -> Optional[PhaseQuality]:
         if self.config.gan.quality_samples <= 0:
             return None
         if not tf.io.gfile.exists(self.segmenter_path):
             print(f"[gan] no segmenter at {self.segmenter_path}: no quality reports after the phases (train "
-                  f"`--stage segmenter` first, or run `python -m tfvgs.gan_quality` later)", flush=True)
+                  f"`--stage segmenter` first, or run `python -m tfvgs.evaluation.gan_quality` later)", flush=True)
             return None
         return PhaseQuality(self, writer)
 

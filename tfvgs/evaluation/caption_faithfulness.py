@@ -1,6 +1,6 @@
 """Caption faithfulness: Audio CLEVRGAN's describe-and-caption path run on rendered scenes, where the truth is known.
 
-    python -m tfvgs.caption_faithfulness --workdir W --data_dir SCENES [--split test] [--num_scenes 500]
+    python -m tfvgs.evaluation.caption_faithfulness --workdir W --data_dir SCENES [--split test] [--num_scenes 500]
         [--style synthetic|natural] [--config PRESET]
 
 Audio CLEVRGAN captions a GAN image from what the segmenter describes (`tfvgs.describe`), so its captions are only
@@ -90,7 +90,7 @@ def faithfulness(segmenter, dataset, config: config_lib.Config, style: str = "sy
 
 def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     console.quiet_startup()
-    parser = cli.command_parser("tfvgs.caption_faithfulness", __doc__)
+    parser = cli.command_parser("tfvgs.evaluation.caption_faithfulness", __doc__)
     parser.add_argument("--workdir", required=True, help="workdir with segmenter/model.keras")
     parser.add_argument("--data_dir", required=True, help="rendered scene TFRecords (beam_pipelines.render_scenes)")
     parser.add_argument("--split", default="test")

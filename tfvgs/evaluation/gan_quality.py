@@ -16,7 +16,7 @@ Besides the two distances the report says what the GAN draws, in the terms the r
                            then affect both sides alike), and the total variation distance between the two;
     object_counts          distribution of the number of described objects per image, samples vs rendered.
 
-    python -m tfvgs.gan_quality --workdir W --data_dir SCENES --num_samples 500 --out W/gan/quality/
+    python -m tfvgs.evaluation.gan_quality --workdir W --data_dir SCENES --num_samples 500 --out W/gan/quality/
 
 writes `quality.json`, `attributes.png` and appends the report to `history.jsonl` in `--out`, then plots
 `history.png` (FID, KID, well-formed fraction over images shown) from all reports in it.
@@ -413,7 +413,7 @@ def load_real_images(data_dir: str, split: str, config, count: int) -> np.ndarra
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m tfvgs.gan_quality", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m tfvgs.evaluation.gan_quality", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workdir", required=True, help="workdir with gan/generator.keras (and the segmenter)")
     parser.add_argument("--data_dir", required=True, help="rendered scene TFRecords (the real images)")

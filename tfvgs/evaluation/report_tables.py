@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from tfvgs import significance
+from tfvgs.evaluation import significance
 from tfvgs.plotting import pyplot, save_figure
 
 # The curriculum in report order, with the row names of paper 000 Tables 1-2 (exact_edits has no row there: it is
