@@ -314,7 +314,8 @@ def word_items(config: config_lib.Config, voices_per_word: int, split: str = "te
     so with up to 9 voices per word no speaker says both a val and a test word."""
     from tfvgs import speech
     namespace = "/".join(("semantic-word", *split_namespace(split)))
-    pool = speech.speaker_pool(voice_split(split))
+    voices = voice_split(split)
+    pool = speech.speaker_pool(voices)
     if not 1 <= voices_per_word <= len(pool):
         raise ValueError(f"--voices_per_word must be in [1, {len(pool)}] (the held-out speakers). "
                          f"Received: {voices_per_word}")
@@ -323,7 +324,7 @@ def word_items(config: config_lib.Config, voices_per_word: int, split: str = "te
         for value, word in words:
             for k in range(voices_per_word):
                 word_id = f"{family}/{value}/{k:02d}"
-                drawn = speech.pick_voice(f"{namespace}/{config.seed}/{word_id}", voice_split(split),
+                drawn = speech.pick_voice(f"{namespace}/{config.seed}/{word_id}", voices,
                                           rate_range=config.speech.rate_range, pitch_range=config.speech.pitch_range)
                 # spread over the pool; val takes the speakers between test's (others while voices_per_word <= 9)
                 shift = 0 if split == "test" else len(pool) // (2 * voices_per_word)

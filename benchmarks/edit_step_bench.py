@@ -23,15 +23,11 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-# stage -> the data folder of the workdir it trains on (tfvgs.curriculum's layout)
-DATA = {"exact_edits": "renderer_edits"}
-
 
 def bench_stage(name: str, workdir: str, config, steps: int, warmup: int) -> dict:
     from tfvgs import stages
-    from tfvgs.curriculum import Curriculum
-    data_dir = Curriculum(config, os.path.join(workdir, "data", "scenes"), workdir).data_dir(
-        DATA.get(name, "gan_pairs"))
+    from tfvgs.curriculum import STAGES, Curriculum
+    data_dir = Curriculum(config, os.path.join(workdir, "data", "scenes"), workdir).data_dir(dict(STAGES)[name])
     stage = stages.get_stage(name)(config, workdir, data_dir)
     with stage.strategy.scope():
         model = stage.build_model()
@@ -53,19 +49,14 @@ def bench_stage(name: str, workdir: str, config, steps: int, warmup: int) -> dic
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", required=True, help="a finished curriculum's workdir")
-    parser.add_argument("--config", default=None, help="preset (default: the config the workdir's steps ran with)")
     parser.add_argument("--stages", nargs="+",
                         default=["davenet", "hard_negatives", "random_edits", "targeted_edits", "exact_edits"])
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--set", dest="overrides", action="append", default=[])
-    args = parser.parse_args()
     from tfvgs import config as config_lib, workdir as layout
-    saved = layout.saved_config(args.workdir)
-    if args.config is None and saved is not None:
-        config = config_lib.apply_overrides(saved[0], args.overrides)
-    else:
-        config = config_lib.get_config(args.config or "cpu", args.overrides)
+    config_lib.add_config_flags(parser, default="cpu", workdir_flag="--workdir")
+    args = parser.parse_args()
+    config = config_lib.config_from_args(args, saved=layout.saved_config(args.workdir))
     baseline = None
     for name in args.stages:
         row = bench_stage(name, args.workdir, config, args.steps, args.warmup)
