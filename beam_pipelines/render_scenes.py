@@ -2,7 +2,8 @@
 
     python -m beam_pipelines.render_scenes --output_dir D --num_scenes N --config PRESET [--set k=v] [beam flags]
 
-Scene i is drawn from a seed derived from (config.seed, i), so any scene can be re-rendered alone and a rerun with
+Scene descriptions go through blocks of SCENE_JSON_BLOCK consecutive scenes (one worker each) that the launcher
+joins into each split's file after the pipeline, so no worker holds a whole split. Scene i is drawn from a seed derived from (config.seed, i), so any scene can be re-rendered alone and a rerun with
 the same flags writes the same records. Scenes are split contiguously by index: the first 80% train, then val, test
 (config.data.split_fractions).
 """
@@ -56,11 +57,51 @@ class RenderSceneFn(beam.DoFn):
         yield split, record, scene
 
 
-def write_scenes_json(output_dir: str, split: str, scenes: List[dict]) -> str:
-    from tfvgs import world
-    path = os.path.join(output_dir, f"scenes_{split}.json")
-    world.write_scenes_json(path, sorted(scenes, key=lambda s: s["image_index"]), split)
+# Scene descriptions are written in blocks of this many consecutive scenes, one worker per block, and joined into
+# CLEVR's one scenes_<split>.json after the pipeline, one block in memory at a time: no worker ever holds a split.
+SCENE_JSON_BLOCK = 1000
+
+
+def scene_json_blocks_dir(output_dir: str) -> str:
+    return os.path.join(output_dir, "scene_json_blocks")
+
+
+def write_scene_json_block(output_dir: str, split: str, block: int, scenes: Iterable[dict]) -> str:
+    """One block's scenes, sorted by image index, as the text they take inside the split's "scenes" list."""
+    import json
+
+    import tensorflow as tf
+    tf.io.gfile.makedirs(scene_json_blocks_dir(output_dir))
+    path = os.path.join(scene_json_blocks_dir(output_dir), f"{split}-{block:06d}.json")
+    with tf.io.gfile.GFile(path, "w") as f:
+        f.write(", ".join(json.dumps(scene) for scene in sorted(scenes, key=lambda s: s["image_index"])))
     return path
+
+
+def join_scene_json_blocks(output_dir: str, splits: Sequence[str]) -> List[str]:
+    """scenes_<split>.json for every split from its blocks (the bytes `tfvgs.world.write_scenes_json` writes for
+    the same scenes), streamed block by block; then the blocks are removed. A split without scenes gets an empty
+    list, so every split's file exists."""
+    import json
+
+    import tensorflow as tf
+    from tfvgs import world
+    blocks_dir = scene_json_blocks_dir(output_dir)
+    paths = []
+    for split in splits:
+        blocks = sorted(tf.io.gfile.glob(os.path.join(blocks_dir, f"{split}-*.json")))
+        path = os.path.join(output_dir, f"scenes_{split}.json")
+        header = json.dumps({"info": world.scenes_json_info(split), "scenes": []})
+        with tf.io.gfile.GFile(path, "w") as out:
+            out.write(header[:-2])           # up to the opening bracket of the scenes list
+            for i, block in enumerate(blocks):
+                with tf.io.gfile.GFile(block) as f:
+                    out.write((", " if i else "") + f.read())
+            out.write("]}\n")
+        paths.append(path)
+    if tf.io.gfile.exists(blocks_dir):
+        tf.io.gfile.rmtree(blocks_dir)
+    return paths
 
 
 def build_pipeline(p: beam.Pipeline, config: config_lib.Config, output_dir: str, num_scenes: int) -> None:
@@ -73,13 +114,12 @@ def build_pipeline(p: beam.Pipeline, config: config_lib.Config, output_dir: str,
     _ = (scenes
          | "KeyRecords" >> beam.Map(lambda item: (item[0], item[1]))
          | "WriteRecords" >> common.WriteSplitRecords(output_dir, SPLITS, config.data.num_shards))
-    for split in SPLITS:
-        _ = (scenes
-             | f"Select_{split}" >> beam.Filter(lambda item, s=split: item[0] == s)
-             | f"SceneJson_{split}" >> beam.Map(lambda item: item[2])
-             | f"Collect_{split}" >> beam.combiners.ToList()
-             | f"WriteScenesJson_{split}" >> beam.Map(
-                 lambda scenes_, s=split: write_scenes_json(output_dir, s, scenes_)))
+    _ = (scenes
+         | "KeySceneJsonBlocks" >> beam.Map(
+             lambda item: ((item[0], item[2]["image_index"] // SCENE_JSON_BLOCK), item[2]))
+         | "GroupSceneJsonBlocks" >> beam.GroupByKey()
+         | "WriteSceneJsonBlocks" >> beam.MapTuple(
+             lambda key, scenes_: write_scene_json_block(output_dir, key[0], key[1], scenes_)))
     _ = rendered[common.REJECTED_TAG] | "DeadLetter" >> common.WriteRejected(output_dir)
 
 
@@ -94,8 +134,13 @@ def run(argv: Optional[Sequence[str]] = None) -> dict:
     if num_scenes <= 0:
         raise ValueError(f"--num_scenes must be positive. Received: {num_scenes}")
     common.prepare_output_dir(args.output_dir, SPLITS, config)
+    import tensorflow as tf
+    if tf.io.gfile.exists(scene_json_blocks_dir(args.output_dir)):   # an interrupted run's blocks
+        tf.io.gfile.rmtree(scene_json_blocks_dir(args.output_dir))
+    tf.io.gfile.makedirs(scene_json_blocks_dir(args.output_dir))
     with beam.Pipeline(options=options) as p:
         build_pipeline(p, config, args.output_dir, num_scenes)
+    join_scene_json_blocks(args.output_dir, SPLITS)
     return common.reconcile(p.result, args.output_dir, "render_scenes", {"num_scenes": num_scenes})
 
 

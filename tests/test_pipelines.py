@@ -34,6 +34,30 @@ def test_render_scenes_writes_splits_and_clevr_json(tiny_world):
     assert counts == {"train": 32, "val": 4, "test": 4}
 
 
+def test_scene_json_is_joined_from_blocks_into_the_bytes_one_writer_gives(tmp_path, monkeypatch):
+    # blocks of 3 scenes: the 10 train scenes come from 4 blocks written by separate workers, joined in order
+    monkeypatch.setattr(render_scenes, "SCENE_JSON_BLOCK", 3)
+    out = str(tmp_path / "scenes")
+    render_scenes.run(["--output_dir", out, "--num_scenes", "13", "--config", "tiny"])
+    assert not os.path.exists(render_scenes.scene_json_blocks_dir(out))
+    for split in data.SPLITS:
+        path = os.path.join(out, f"scenes_{split}.json")
+        scenes = world.load_scenes_json(path)
+        indices = [s["image_index"] for s in scenes]
+        assert indices == sorted(r["scene_index"] for r in records(out, split, schema.read_scene_record))
+        assert indices == sorted(indices) and len(indices) > 0
+        reference = str(tmp_path / f"reference_{split}.json")
+        world.write_scenes_json(reference, scenes, split)
+        assert open(path, "rb").read() == open(reference, "rb").read()
+
+
+def test_a_split_without_scenes_still_gets_its_scene_file(tmp_path):
+    render_scenes.write_scene_json_block(str(tmp_path), "train", 0, [{"image_index": 1}, {"image_index": 0}])
+    paths = render_scenes.join_scene_json_blocks(str(tmp_path), ("train", "val"))
+    assert [s["image_index"] for s in json.load(open(paths[0]))["scenes"]] == [0, 1]
+    assert json.load(open(paths[1])) == {"info": world.scenes_json_info("val"), "scenes": []}
+
+
 def test_spoken_captions_pairs_voices_and_counts(tiny_world):
     summary = json.load(open(os.path.join(tiny_world["pairs"], "summary.json")))
     assert summary["read"] == 40 and summary["written"] + summary["rejected"] == 40 and summary["balanced"]

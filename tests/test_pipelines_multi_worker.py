@@ -37,6 +37,10 @@ def outputs(output_dir, kinds):
     with open(os.path.join(output_dir, "summary.json")) as f:
         summary = json.load(f)
     found["counts"] = {k: summary[k] for k in (common.READ, common.WRITTEN, common.REJECTED)}
+    for name in sorted(os.listdir(output_dir)):     # render_scenes' CLEVR scene files, joined from worker blocks
+        if name.startswith("scenes_") and name.endswith(".json"):
+            with open(os.path.join(output_dir, name), "rb") as f:
+                found[name] = f.read()
     return found
 
 
@@ -94,5 +98,7 @@ def test_two_worker_processes_write_what_one_writes(inputs, tmp_path, name):
     assert sum(len(one[k]) for k in kinds) > 0, f"{name} wrote nothing: the comparison would be vacuous"
     assert two["counts"] == one["counts"]
     assert one["counts"]["read"] == one["counts"]["written"] + one["counts"]["rejected"]
-    for key in (*kinds, "rejected"):
+    scene_files = sorted(k for k in one if k.startswith("scenes_"))
+    assert sorted(k for k in two if k.startswith("scenes_")) == scene_files
+    for key in (*kinds, "rejected", *scene_files):
         assert two[key] == one[key], f"{name}: {key} differ ({len(two[key])} vs {len(one[key])} items)"

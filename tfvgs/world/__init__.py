@@ -9,8 +9,8 @@ from tfvgs.world.contact_sheet import make_contact_sheet, save_png
 from tfvgs.world.renderer import Rendering, object_pixel_counts, render, render_instance_mask
 from tfvgs.world.sampler import random_edit, sample_and_render, sample_scene, sampling_options
 from tfvgs.world.scene import (CANONICAL_CAMERA, CANONICAL_LIGHTS, build_scene, camera_directions,
-                               compute_relationships, edit_scene, load_scenes_json, pixel_coords, validate_scene,
-                               write_scenes_json)
+                               compute_relationships, edit_scene, load_scenes_json, pixel_coords, scenes_json_info,
+                               validate_scene, write_scenes_json)
 from tfvgs.world.vocabulary import (ATTRIBUTE_NAMES, ATTRIBUTES, COLORS, MATERIALS, SHAPES, SIZES, attribute_id,
                                     attribute_value, object_half_height)
 
@@ -19,6 +19,6 @@ __all__ = [
     "SHAPES", "SIZES", "attribute_id", "attribute_value", "build_scene", "camera_directions", "compute_relationships",
     "edit_scene", "load_scenes_json", "make_contact_sheet", "object_half_height", "object_pixel_counts",
     "pixel_coords", "random_edit", "render", "render_instance_mask", "sample_and_render", "sample_scene",
-    "sampling_options", "save_png",
+    "sampling_options", "save_png", "scenes_json_info",
     "validate_scene", "write_scenes_json",
 ]

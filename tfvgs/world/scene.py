@@ -297,11 +297,14 @@ def load_scenes_json(path: str) -> List[Dict[str, Any]]:
     return [validate_scene(scene, source=f"{path} scene {k}") for k, scene in enumerate(data["scenes"])]
 
 
+def scenes_json_info(split: str) -> Dict[str, str]:
+    """The "info" of a CLEVR-style scenes file (no date, so the same scenes give the same bytes)."""
+    return {"split": split, "version": "tfvgs-world-1.0", "license": "Creative Commons Attribution (CC BY 4.0)"}
+
+
 def write_scenes_json(path: str, scenes: Sequence[Dict[str, Any]], split: str) -> None:
     """Writes scenes as a CLEVR-style `scenes_<split>.json` (no date, so the same scenes give the same bytes)."""
-    data = {"info": {"split": split, "version": "tfvgs-world-1.0",
-                     "license": "Creative Commons Attribution (CC BY 4.0)"},
-            "scenes": list(scenes)}
+    data = {"info": scenes_json_info(split), "scenes": list(scenes)}
     with _open(path, "w") as f:
         json.dump(data, f)
         f.write("\n")
