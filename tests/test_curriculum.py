@@ -167,3 +167,38 @@ def test_edit_stages_refuse_pairs_drawn_by_another_generator(tiny_demo):
                                  fmap_base=config.gan.fmap_base, fmap_max=config.gan.fmap_max)
     with pytest.raises(ValueError, match="not drawn by"):
         stage.check_generator_drew_the_data(other)
+
+
+def test_the_no_edits_control_trains_on_from_davenet_and_is_reported_only_once_trained(tiny_demo, tmp_path):
+    """The equal-steps control starts from DaveNet's weights, trains edits.steps steps with no edited negative, and
+    `evaluate --all` adds its row after the curriculum only when it exists (the tiny demo's report has none)."""
+    import shutil
+
+    from tfvgs import evaluate
+    from tfvgs import workdir as layout
+    from tfvgs.evaluation import report_tables
+    assert "no_edits_control" not in json.dumps(read_json(tiny_demo["workdir"], "eval", "report.json")["stages"])
+    workdir = str(tmp_path / "w")
+    shutil.copytree(tiny_demo["workdir"], workdir)
+    pairs = os.path.join(workdir, "data", "pairs")
+    train.main(["--stage", "no_edits_control", "--config", "tiny", "--data_dir", pairs, "--workdir", workdir])
+    control = layout.load_model(layout.model_path(workdir, "no_edits_control"))
+    davenet = layout.load_model(layout.model_path(workdir, "davenet"))
+    assert getattr(control, "negative_source", None) is None
+    import tensorflow as tf
+    last = tf.train.latest_checkpoint(os.path.join(workdir, "no_edits_control", "checkpoints"))
+    assert last.endswith(f"ckpt-{train_steps_of_edit_stages()}")       # edits.steps, as an edit stage trains
+    moved = [not np.allclose(a, b) for a, b in zip(control.get_weights(), davenet.get_weights())]
+    assert len(moved) == len(davenet.get_weights()) and any(moved)     # same architecture, trained on from it
+    assert not os.path.exists(os.path.join(workdir, "no_edits_control", "edit_success.json"))
+    data = os.path.join(workdir, "data")
+    evaluate.main(["--workdir", workdir, "--all", "--data_dir", pairs, "--config", "tiny",
+                   "--semantic_dir", os.path.join(data, "semantic"), "--transfer_dir", os.path.join(data, "transfer")])
+    stages = [s["stage"] for s in read_json(workdir, "eval", "report.json")["stages"]]
+    assert stages == [name for name, _ in report_tables.CURRICULUM] + ["no_edits_control"]
+    assert "DaveNet, more steps (control)" in open(os.path.join(workdir, "eval", "report.md")).read()
+
+
+def train_steps_of_edit_stages():
+    from tfvgs.config import get_config
+    return get_config("tiny").edits.steps

@@ -10,6 +10,8 @@
     cluster, hn_cluster                    (sec. 5.5, unit ranking of sec. 4.2)
     targeted_edits, hn_targeted_edits      (sec. 5.6; init random_edits / hn_random_edits)
     exact_edits                            on W/data/renderer_edits (the upper bound of sec. 6.5)
+    (not run here) no_edits_control        DaveNet + edits.steps steps without edits, the equal-steps
+                                           control: `python -m tfvgs.train --stage no_edits_control`
     evaluation                             W/eval/report.md (tfvgs.evaluate --all)
 
 Re-running the command skips every step whose output is complete and resumes the one that was interrupted (stages

@@ -294,11 +294,14 @@ def evaluate_all(workdir: str, data_dir: str, *, split: str = "test", num_pairs:
                  overrides: Sequence[str] = (), caption_style: Optional[str] = None, force: bool = False,
                  stages: Optional[Sequence[str]] = None, matchmap_pairs: int = MATCHMAP_PAIRS,
                  words_dir: Optional[str] = None) -> Dict[str, Any]:
-    """Evaluates every stage of `stages` (default: the curriculum) that has a model.keras, reusing up-to-date
+    """Evaluates every stage of `stages` (default: the curriculum, then the trained controls) that has a model.keras, reusing up-to-date
     metrics unless `force`, and writes W/eval/report.md, report.json, results.png and matchmaps.png.
     Returns the report dict (as report.json)."""
     import tensorflow as tf
-    stages = list(stages or [s for s, _ in report_tables.CURRICULUM])
+    if not stages:
+        stages = [s for s, _ in report_tables.CURRICULUM]
+        stages += [s for s, _ in report_tables.CONTROLS if tf.io.gfile.exists(layout.model_path(workdir, s))]
+    stages = list(stages)
     stage_metrics: Dict[str, Optional[Dict[str, Any]]] = {}
     statuses, metrics_paths, configs = {}, {}, {}
     for stage in stages:
@@ -365,7 +368,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     parser = cli.command_parser("tfvgs.evaluate", __doc__)
     parser.add_argument("--workdir", required=True)
     parser.add_argument("--data_dir", required=True, help="spoken-pair TFRecords with the held-out split")
-    parser.add_argument("--stage", default="davenet", choices=[name for name, _ in report_tables.CURRICULUM],
+    parser.add_argument("--stage", default="davenet", choices=[name for name, _ in report_tables.CURRICULUM + report_tables.CONTROLS],
                         help="a trained audio-visual stage of W (default: davenet); the gan, segmenter and cluster "
                              "stages write their own reports")
     parser.add_argument("--all", action="store_true",

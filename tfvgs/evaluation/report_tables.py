@@ -27,7 +27,9 @@ CURRICULUM: Tuple[Tuple[str, str], ...] = (
     ("davenet", "DaveNet"), ("hard_negatives", "Hard Neg"), ("random_edits", "Random Edits"),
     ("targeted_edits", "Targeted Edits"), ("hn_random_edits", "HN+Random"), ("hn_targeted_edits", "HN+Targeted"),
     ("exact_edits", "Exact Edits"))
-ROW_NAMES: Dict[str, str] = dict(CURRICULUM)
+# Optional stages outside `--stage all`, reported (after the curriculum) only when trained: the equal-steps control.
+CONTROLS: Tuple[Tuple[str, str], ...] = (("no_edits_control", "DaveNet, more steps (control)"),)
+ROW_NAMES: Dict[str, str] = dict(CURRICULUM + CONTROLS)
 # Stages that make edited negatives and may write <stage>/edit_success.json.
 EDIT_STAGES = ("random_edits", "targeted_edits", "hn_random_edits", "hn_targeted_edits", "exact_edits")
 

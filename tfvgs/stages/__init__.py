@@ -16,6 +16,7 @@ _STAGES: Dict[str, str] = {
     "hn_cluster": "tfvgs.stages.cluster:HnClusterStage",
     "hn_random_edits": "tfvgs.stages.edits:HnRandomEditsStage",
     "hn_targeted_edits": "tfvgs.stages.edits:HnTargetedEditsStage",
+    "no_edits_control": "tfvgs.stages.edits:NoEditsControlStage",
     "random_edits": "tfvgs.stages.edits:RandomEditsStage",
     "segmenter": "tfvgs.stages.segmenter:SegmenterStage",
     "targeted_edits": "tfvgs.stages.edits:TargetedEditsStage",

@@ -118,6 +118,16 @@ class HnTargetedEditsStage(TargetedEditsStage):
     cluster_stage = "hn_cluster"
 
 
+class NoEditsControlStage(EditStage):
+    """The equal-steps control of the edit stages: DaveNet trained on for `edits.steps` more steps, on the same
+    pairs and schedule as random_edits, with no edited negative. An edit stage's gain over DaveNet is partly longer
+    training; its gain over this stage is the edits'. Not in `--stage all` (it costs an edit stage's time); run it
+    with `python -m tfvgs.train --stage no_edits_control`, and `evaluate --all` reports it once trained."""
+
+    name = "no_edits_control"
+    init_from = "davenet"
+
+
 class ExactEditsStage(EditStage):
     """Trains on the renderer-edit training set (`beam_pipelines.transfer_test_set --split train`): rendered scenes,
     their spoken synthetic captions and single-attribute renderer edits as the negatives. `--data_dir` is that set.
