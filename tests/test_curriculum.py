@@ -174,8 +174,11 @@ def test_the_no_edits_control_trains_on_from_davenet_and_is_reported_only_once_t
     `evaluate --all` adds its row after the curriculum only when it exists (the tiny demo's report has none)."""
     import shutil
 
+    import tensorflow as tf
+
     from tfvgs import evaluate
     from tfvgs import workdir as layout
+    from tfvgs.config import get_config
     from tfvgs.evaluation import report_tables
     assert "no_edits_control" not in json.dumps(read_json(tiny_demo["workdir"], "eval", "report.json")["stages"])
     workdir = str(tmp_path / "w")
@@ -186,9 +189,8 @@ def test_the_no_edits_control_trains_on_from_davenet_and_is_reported_only_once_t
     control = layout.load_model(layout.model_path(workdir, "no_edits_control"))
     davenet = layout.load_model(layout.model_path(workdir, "davenet"))
     assert getattr(control, "negative_source", None) is None
-    import tensorflow as tf
     last = tf.train.latest_checkpoint(os.path.join(workdir, "no_edits_control", "checkpoints"))
-    assert last.endswith(f"ckpt-{train_steps_of_edit_stages()}")       # edits.steps, as an edit stage trains
+    assert last.endswith(f"ckpt-{get_config('tiny').edits.steps}")       # edits.steps, as an edit stage trains
     moved = [not np.allclose(a, b) for a, b in zip(control.get_weights(), davenet.get_weights())]
     assert len(moved) == len(davenet.get_weights()) and any(moved)     # same architecture, trained on from it
     assert not os.path.exists(os.path.join(workdir, "no_edits_control", "edit_success.json"))
@@ -198,8 +200,3 @@ def test_the_no_edits_control_trains_on_from_davenet_and_is_reported_only_once_t
     stages = [s["stage"] for s in read_json(workdir, "eval", "report.json")["stages"]]
     assert stages == [name for name, _ in report_tables.CURRICULUM] + ["no_edits_control"]
     assert "DaveNet, more steps (control)" in open(os.path.join(workdir, "eval", "report.md")).read()
-
-
-def train_steps_of_edit_stages():
-    from tfvgs.config import get_config
-    return get_config("tiny").edits.steps

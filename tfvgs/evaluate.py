@@ -294,14 +294,12 @@ def evaluate_all(workdir: str, data_dir: str, *, split: str = "test", num_pairs:
                  overrides: Sequence[str] = (), caption_style: Optional[str] = None, force: bool = False,
                  stages: Optional[Sequence[str]] = None, matchmap_pairs: int = MATCHMAP_PAIRS,
                  words_dir: Optional[str] = None) -> Dict[str, Any]:
-    """Evaluates every stage of `stages` (default: the curriculum, then the trained controls) that has a model.keras, reusing up-to-date
-    metrics unless `force`, and writes W/eval/report.md, report.json, results.png and matchmaps.png.
-    Returns the report dict (as report.json)."""
+    """Evaluates every stage of `stages` (default: the curriculum, then the controls that are trained) that has a
+    model.keras, reusing up-to-date metrics unless `force`, and writes W/eval/report.md, report.json, results.png and
+    matchmaps.png. Returns the report dict (as report.json)."""
     import tensorflow as tf
-    if not stages:
-        stages = [s for s, _ in report_tables.CURRICULUM]
-        stages += [s for s, _ in report_tables.CONTROLS if tf.io.gfile.exists(layout.model_path(workdir, s))]
-    stages = list(stages)
+    trained_controls = [s for s, _ in report_tables.CONTROLS if tf.io.gfile.exists(layout.model_path(workdir, s))]
+    stages = list(stages or [s for s, _ in report_tables.CURRICULUM] + trained_controls)
     stage_metrics: Dict[str, Optional[Dict[str, Any]]] = {}
     statuses, metrics_paths, configs = {}, {}, {}
     for stage in stages:
@@ -368,7 +366,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     parser = cli.command_parser("tfvgs.evaluate", __doc__)
     parser.add_argument("--workdir", required=True)
     parser.add_argument("--data_dir", required=True, help="spoken-pair TFRecords with the held-out split")
-    parser.add_argument("--stage", default="davenet", choices=[name for name, _ in report_tables.CURRICULUM + report_tables.CONTROLS],
+    parser.add_argument("--stage", default="davenet",
+                        choices=[name for name, _ in report_tables.CURRICULUM + report_tables.CONTROLS],
                         help="a trained audio-visual stage of W (default: davenet); the gan, segmenter and cluster "
                              "stages write their own reports")
     parser.add_argument("--all", action="store_true",
