@@ -2,11 +2,11 @@
 
 Both train the same global batch with `python -m tfvgs.train --stage davenet`; the time per step is Keras' own
 figure for the second checkpoint chunk (the first includes tracing). On one 2-core machine the 2 workers share the
-cores the 1 process had, so this measures the cost of the collectives and the duplicated input pipeline (DATA
-sharding), not a speed-up. Prints JSON lines:
-  {"measure": "multi_worker_step", "workers": 2, "ms_per_step": ..., "global_batch": ...}
+cores the 1 process had, so this measures the cost of the collectives and of the input pipeline (each worker reads
+every file under DATA sharding, its own files under FILE sharding: `--sharding`), not a speed-up. Prints JSON lines:
+  {"measure": "multi_worker_step", "workers": 2, "sharding": "data", "ms_per_step": ..., "global_batch": ...}
 
-    python benchmarks/multi_worker_bench.py --data_dir W/data/pairs --config demo --steps 40
+    python benchmarks/multi_worker_bench.py --data_dir W/data/pairs --config demo --steps 40 --sharding data file
 """
 from __future__ import annotations
 
@@ -30,10 +30,10 @@ def last_step_ms(log: str) -> float:
     return times[-1]
 
 
-def run(args, workers: int, workdir: str) -> float:
+def run(args, workers: int, workdir: str, sharding: str) -> float:
     command = [sys.executable, "-m", "tfvgs.train", "--stage", "davenet", "--config", args.config, "--data_dir",
                args.data_dir, "--workdir", workdir, "--set", f"train.steps={args.steps}",
-               "--set", f"train.checkpoint_every={args.steps // 2}"]
+               "--set", f"train.checkpoint_every={args.steps // 2}", "--set", f"data.worker_sharding={sharding}"]
     env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
     env.pop("TF_CONFIG", None)
     if workers == 1:
@@ -62,15 +62,19 @@ def main(argv=None):
     parser.add_argument("--config", default="demo")
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--sharding", nargs="+", default=["data", "file"], choices=["data", "file", "auto"],
+                        help="data.worker_sharding of the multi-worker runs (one process reads every file anyway)")
     args = parser.parse_args(argv)
     sys.path.insert(0, ROOT)
     from tfvgs.config import get_config
     batch = get_config(args.config).train.batch_size
-    for workers in args.workers:
+    runs = [(workers, sharding) for workers in args.workers
+            for sharding in (["-"] if workers == 1 else args.sharding)]
+    for workers, sharding in runs:
         with tempfile.TemporaryDirectory(prefix="multi_worker_bench_") as workdir:
-            ms = run(args, workers, workdir)
+            ms = run(args, workers, workdir, "data" if sharding == "-" else sharding)
         print(json.dumps({"measure": "multi_worker_step", "config": args.config, "workers": workers,
-                          "global_batch": batch, "ms_per_step": round(ms, 1),
+                          "sharding": sharding, "global_batch": batch, "ms_per_step": round(ms, 1),
                           "pairs_per_s": round(1000.0 * batch / ms, 1), "steps": args.steps,
                           "load_avg_1min": round(os.getloadavg()[0], 2)}), flush=True)
 

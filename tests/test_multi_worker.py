@@ -1,11 +1,13 @@
 """Training on 2 worker processes (MultiWorkerMirroredStrategy over 127.0.0.1) matches 1 process, and resumes after a
 worker is killed (issue 18).
 
-Each worker is `python -m tfvgs.train` with its own TF_CONFIG, as on a cluster. DATA sharding gives a step the very
-global batch one process sees (`tfvgs.data.dataset_options`), so the runs differ only in the order float32 sums are
-taken across workers (gradient all-reduce, synchronized BatchNorm): we require |a - b| <= 1e-5 + 1e-4 |b|, the
-tolerance of tests/test_distributed.py (2 replicas in one process), and check that training moved the weights by
-far more than that.
+Each worker is `python -m tfvgs.train` with its own TF_CONFIG, as on a cluster. DATA sharding
+(`data.worker_sharding=data`) gives a step the very global batch one process sees, so the runs differ only in the
+order float32 sums are taken across workers (gradient all-reduce, synchronized BatchNorm): we require
+|a - b| <= 1e-5 + 1e-4 |b|, the tolerance of tests/test_distributed.py (2 replicas in one process), and check that
+training moved the weights by far more than that. FILE sharding (the default when a split has as many shards as workers, as the tiny world's 2
+do) gives every worker its own shards, so it is checked against itself: killed and resumed, it ends where the
+uninterrupted run does.
 
 Slow (each run starts 2-3 TensorFlow processes): `make test-all`.
 """
@@ -36,11 +38,11 @@ def free_ports(n):
     return ports
 
 
-def train_command(data_dir, workdir, steps, strategy, stage="davenet"):
+def train_command(data_dir, workdir, steps, strategy, stage="davenet", sharding="data"):
     return [sys.executable, "-m", "tfvgs.train", "--stage", stage, "--config", "tiny", "--data_dir", data_dir,
             "--workdir", workdir, "--set", f"train.steps={steps}", "--set", "train.checkpoint_every=2",
             "--set", f"segmenter.steps={steps}", "--set", "segmenter.checkpoint_every=2",
-            "--set", f"train.strategy={strategy}"]
+            "--set", f"train.strategy={strategy}", "--set", f"data.worker_sharding={sharding}"]
 
 
 def env(tf_config=None):
@@ -51,7 +53,7 @@ def env(tf_config=None):
     return e
 
 
-def start_workers(data_dir, workdir, steps, tmp_path, tag, stage="davenet"):
+def start_workers(data_dir, workdir, steps, tmp_path, tag, stage="davenet", sharding="data"):
     ports = free_ports(2)
     cluster = [f"127.0.0.1:{p}" for p in ports]
     procs = []
@@ -59,8 +61,8 @@ def start_workers(data_dir, workdir, steps, tmp_path, tag, stage="davenet"):
         tf_config = ('{"cluster": {"worker": %s}, "task": {"type": "worker", "index": %d}}'
                      % (str(cluster).replace("'", '"'), index))
         log = open(tmp_path / f"{tag}-worker{index}.log", "w")
-        procs.append(subprocess.Popen(train_command(data_dir, workdir, steps, "multi_worker", stage), cwd=ROOT,
-                                      env=env(tf_config), stdout=log, stderr=subprocess.STDOUT))
+        command = train_command(data_dir, workdir, steps, "multi_worker", stage, sharding)
+        procs.append(subprocess.Popen(command, cwd=ROOT, env=env(tf_config), stdout=log, stderr=subprocess.STDOUT))
     return procs
 
 
@@ -124,6 +126,23 @@ def test_a_killed_worker_resumes_from_the_chiefs_checkpoint(tiny_world, single_r
     wait_all(start_workers(tiny_world["pairs"], workdir, 6, tmp_path, "again"), tmp_path, "again")
     assert "resumed from" in (tmp_path / "again-worker1.log").read_text()
     for a, b in zip(weights(single_runs[6]), weights(workdir)):
+        np.testing.assert_allclose(b, a, rtol=RTOL, atol=ATOL)
+
+
+def test_file_sharded_workers_resume_where_the_uninterrupted_run_ends(tiny_world, tmp_path):
+    """auto picks FILE sharding for 2 shards and 2 workers; each worker's stream is resumed by its own skip count
+    (tfvgs.data.per_worker), so a run killed after step 2 and restarted ends on the uninterrupted run's weights."""
+    whole, killed = str(tmp_path / "whole"), str(tmp_path / "killed")
+    wait_all(start_workers(tiny_world["pairs"], whole, 6, tmp_path, "whole", sharding="auto"), tmp_path, "whole")
+    assert "FILE sharding: each of 2 workers" in (tmp_path / "whole-worker0.log").read_text()
+    checkpoints = os.path.join(killed, "davenet", "checkpoints")
+    procs = start_workers(tiny_world["pairs"], killed, 6, tmp_path, "first", sharding="auto")
+    sigkill_when(procs[1], lambda: bool(glob.glob(os.path.join(checkpoints, "ckpt-2.index"))), timeout=300)
+    procs[0].kill()
+    procs[0].wait()
+    wait_all(start_workers(tiny_world["pairs"], killed, 6, tmp_path, "again", sharding="auto"), tmp_path, "again")
+    assert "resumed from" in (tmp_path / "again-worker1.log").read_text()
+    for a, b in zip(weights(whole), weights(killed)):
         np.testing.assert_allclose(b, a, rtol=RTOL, atol=ATOL)
 
 

@@ -70,6 +70,11 @@ class DataConfig:
     # Training batches of captions of similar length, padded to the batch's longest rounded up to a multiple of
     # this many frames (tfvgs.data.length_bucketed_batches); 0 pads every batch to features.max_frames (DAVEnet).
     bucket_frames: int = 0
+    # How a training split is split across the workers of a multi-worker strategy (tfvgs.multi_worker): "file" gives
+    # each worker its own shard files (each reads 1/W of the data), "data" has every worker read every file and keep
+    # its part of each global batch (the very batches one process sees), "auto" is "file" when the split has at
+    # least as many shards as there are workers, else "data".
+    worker_sharding: str = "auto"
     # Test and edit sets built by `--stage all` (beam_pipelines.semantic_test_set / transfer_test_set)
     semantic_pairs_per_family: int = 1801     # +-2% (95% interval) at accuracy ~0.75
     semantic_voices_per_word: int = 10

@@ -8,7 +8,7 @@ interchangeable inputs.
 from __future__ import annotations
 
 import contextlib
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 import tensorflow as tf
 
@@ -30,6 +30,29 @@ RECORD_KINDS: Dict[str, Tuple[Tuple[str, ...], str]] = {
     "scenes": (("render_scenes",), "python -m beam_pipelines.render_scenes"),
     "renderer_edits": (("transfer_test_set",), "python -m beam_pipelines.transfer_test_set"),
 }
+
+
+class WorkerShard(NamedTuple):
+    """One worker's part of a training split under FILE sharding (`tfvgs.multi_worker.shards_by_file`): shard files
+    index, index + count, ... of the split, in batches of one replica's part of the global batch (a worker with
+    several devices feeds `replicas` such batches per step)."""
+    index: int
+    count: int
+    replicas: int = 1
+
+
+def per_worker(batch_size: int, skip_examples: int, worker: Optional[WorkerShard]) -> Tuple[int, int]:
+    """(batch size, records to skip) of this worker's stream for a global batch size and a global skip count: a
+    step takes batch_size / count records from each worker (batch_size / (count * replicas) per batch), so resuming
+    at step s skips s * batch_size / count of them."""
+    if worker is None:
+        return int(batch_size), int(skip_examples)
+    replicas = worker.count * worker.replicas
+    if batch_size % replicas or skip_examples % worker.count:
+        raise ValueError(f"Under FILE sharding the global batch size must be a multiple of the {replicas} replicas. "
+                         f"Received: batch_size={batch_size}, skip_examples={skip_examples} (set "
+                         f"data.worker_sharding=data, or another batch size)")
+    return batch_size // replicas, skip_examples // worker.count
 
 
 class DataDirError(ValueError):
@@ -81,10 +104,11 @@ def list_shards(data_dir: str, split: str) -> List[str]:
 
 
 def dataset_options(config: Config) -> tf.data.Options:
-    """Fixed threads, deterministic order, and under a multi-worker strategy DATA sharding: every worker runs the
-    whole pipeline and keeps its part of each global batch, so a step sees exactly the batch one process would,
-    and resuming skips the same records (FILE sharding would give each worker other files, another data order, and
-    a skip count per worker; it saves input work, which at our record sizes is a small part of a step)."""
+    """Fixed threads, deterministic order, and DATA sharding when a multi-worker strategy distributes the dataset:
+    every worker runs the whole pipeline and keeps its part of each global batch, so a step sees exactly the batch
+    one process would. (FILE sharding does not come through here: `tfvgs.multi_worker.shards_by_file` builds each
+    worker's own pipeline with a `WorkerShard`, where tf.data's FILE policy would leave the resume skip count and
+    the per-worker batch to a graph rewrite.)"""
     options = tf.data.Options()
     options.autotune.enabled = False
     options.threading.private_threadpool_size = max(1, config.data.reader_parallelism)
@@ -104,10 +128,18 @@ def image_to_uint8(image: tf.Tensor) -> tf.Tensor:
 
 
 def records(data_dir: str, split: str, config: Config, training: bool, seed: Optional[int], repeat: bool,
-             skip_examples: int) -> tf.data.Dataset:
+             skip_examples: int, worker: Optional[WorkerShard] = None) -> tf.data.Dataset:
     """Serialized records of a split: shards interleaved, shuffled when training (seeded, so a resumed run sees the
-    same order), optionally endless, with the first `skip_examples` skipped before any decoding."""
+    same order), optionally endless, with the first `skip_examples` skipped before any decoding. With `worker`,
+    only that worker's shard files (every count-th, from index)."""
     files = list_shards(data_dir, split)
+    if worker is not None:
+        mine = files[worker.index::worker.count]
+        if not mine:
+            raise ValueError(f"FILE sharding needs at least as many shards as workers: split {split!r} of "
+                             f"{data_dir} has {len(files)} shard(s) for {worker.count} workers. Received: worker "
+                             f"{worker.index} (set data.worker_sharding=data, or write more shards)")
+        files = mine
     _SHARDS_READ.update(dict.fromkeys(files))
     seed = config.seed if seed is None else seed
     ds = tf.data.Dataset.from_tensor_slices(files)
@@ -146,7 +178,8 @@ def _prepare_pair(example: Dict[str, tf.Tensor], config: Config, image_size: int
 def pairs_dataset(data_dir: str, split: str, config: Config, batch_size: int, *, training: bool = False,
                   seed: Optional[int] = None, repeat: bool = False, image_size: Optional[int] = None,
                   drop_remainder: Optional[bool] = None, skip_examples: int = 0,
-                  bucket_frames: int = 0, crop_frames: Optional[Tuple[int, int]] = None) -> tf.data.Dataset:
+                  bucket_frames: int = 0, crop_frames: Optional[Tuple[int, int]] = None,
+                  worker: Optional[WorkerShard] = None) -> tf.data.Dataset:
     """Batches of spoken pairs: image [B,S,S,3] float, logmel [B,max_frames,bins], nframes [B] int32, pair_id,
     caption (strings, for analysis only) and latent [B,z] (zero-width when the images were not GAN-drawn).
 
@@ -154,14 +187,16 @@ def pairs_dataset(data_dir: str, split: str, config: Config, batch_size: int, *,
     `bucket_frames` > 0 batches captions of similar length (`length_bucketed_batches`): logmel is then
     [B, T, bins] with T the batch's longest caption rounded up to a multiple of `bucket_frames` (at most
     max_frames), and `skip_examples` skips whole batches after grouping, so a resumed stream is the same one.
-    `crop_frames` = (lo, hi) adds a random crop of every caption (`caption_crop`): crop_logmel, crop_nframes."""
+    `crop_frames` = (lo, hi) adds a random crop of every caption (`caption_crop`): crop_logmel, crop_nframes.
+    `worker`: this worker's shard files only, `batch_size` and `skip_examples` being global (`per_worker`)."""
+    batch_size, skip_examples = per_worker(batch_size, skip_examples, worker)
     image_size = image_size or config.world.image_size
     bucket_frames = int(bucket_frames)
     if bucket_frames < 0:
         raise ValueError(f"`bucket_frames` must be >= 0 (0 pads every batch to max_frames). "
                          f"Received: bucket_frames={bucket_frames}")
     drop_remainder = training if drop_remainder is None else drop_remainder
-    ds = records(data_dir, split, config, training, seed, repeat, 0)
+    ds = records(data_dir, split, config, training, seed, repeat, 0, worker)
     # each record's position in the stream seeds its crop, so a resumed stream crops as the uninterrupted one
     ds = tf.data.Dataset.zip((tf.data.Dataset.counter(), ds))
     if skip_examples and not bucket_frames:
@@ -254,8 +289,11 @@ def length_bucketed_batches(ds: tf.data.Dataset, config: Config, batch_size: int
 
 
 def scenes_dataset(data_dir: str, split: str, config: Config, batch_size: int, *, training: bool = False,
-                   seed: Optional[int] = None, repeat: bool = False, skip_examples: int = 0) -> tf.data.Dataset:
-    """Batches of rendered scenes: image float [-1,1], instance_mask uint8, attributes uint8 [B,S,S,4], scene_json."""
+                   seed: Optional[int] = None, repeat: bool = False, skip_examples: int = 0,
+                   worker: Optional[WorkerShard] = None) -> tf.data.Dataset:
+    """Batches of rendered scenes: image float [-1,1], instance_mask uint8, attributes uint8 [B,S,S,4], scene_json.
+    `worker` as in `pairs_dataset`."""
+    batch_size, skip_examples = per_worker(batch_size, skip_examples, worker)
     size = config.world.image_size
 
     def prepare(example):
@@ -266,7 +304,7 @@ def scenes_dataset(data_dir: str, split: str, config: Config, batch_size: int, *
             "scene_json": example["scene_json"],
         }
 
-    ds = records(data_dir, split, config, training, seed, repeat, skip_examples)
+    ds = records(data_dir, split, config, training, seed, repeat, skip_examples, worker)
     ds = ds.map(lambda s: prepare(schema.parse_scene(s)), num_parallel_calls=config.data.reader_parallelism,
                 deterministic=True)
     ds = ds.batch(batch_size, drop_remainder=training).prefetch(config.data.prefetch)
@@ -361,10 +399,12 @@ def semantic_pairs_dataset(semantic_dir: str, config: Config, batch_size: int = 
 
 
 def transfer_dataset(transfer_dir: str, config: Config, split: str = "test", batch_size: int = 32, *,
-                     training: bool = False, skip_examples: int = 0) -> tf.data.Dataset:
+                     training: bool = False, skip_examples: int = 0,
+                     worker: Optional[WorkerShard] = None) -> tf.data.Dataset:
     """Batches of transfer pairs: image (original) and edited float [-1, 1], logmel, nframes, caption, voice,
     edit_attribute, edit (JSON), pair_id. `training`: shuffled (seeded), endless, full batches, the first
-    `skip_examples` records skipped (the renderer-edit training set of the `exact_edits` stage)."""
+    `skip_examples` records skipped (the renderer-edit training set of the `exact_edits` stage); `worker` as in
+    `pairs_dataset`."""
     def parse(serialized):
         p = tf.io.parse_single_example(serialized, schema.TRANSFER_FEATURES)
         logmel, nframes = _padded_logmel(p, config)
@@ -373,8 +413,9 @@ def transfer_dataset(transfer_dir: str, config: Config, split: str = "test", bat
                 "edit_attribute": p[schema.EDIT_ATTRIBUTE], "edit": p[schema.EDIT_JSON], "pair_id": p[schema.PAIR_ID]}
     if not training:
         return _dataset(transfer_dir, split, parse, config, batch_size)
-    ds = records(transfer_dir, split, config, training=True, seed=None, repeat=True,
-                      skip_examples=skip_examples)
+    batch_size, skip_examples = per_worker(batch_size, skip_examples, worker)
+    ds = records(transfer_dir, split, config, training=True, seed=None, repeat=True, skip_examples=skip_examples,
+                 worker=worker)
     ds = ds.map(parse, num_parallel_calls=config.data.reader_parallelism, deterministic=True)
     ds = ds.batch(batch_size, drop_remainder=True).prefetch(config.data.prefetch)
     return ds.with_options(dataset_options(config))

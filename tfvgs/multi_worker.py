@@ -13,6 +13,12 @@ TF guide asks (saving takes part in collectives), to a temporary folder that is 
 worker restores from the chief's checkpoints. After a worker is killed, restart every worker with the same commands:
 they resume from the chief's last checkpoint on the same data order.
 
+The training split reaches the workers one of two ways (`data.worker_sharding`, `shards_by_file`): by file, each
+worker reading its own shard files at batch_size / workers (1/W of the input work each; what a cluster wants), or by
+data, every worker reading every file and keeping its part of each global batch (a step then sees the very batch one
+process sees, which is how tests/test_multi_worker.py checks the strategy against one process). Either way a step's
+impostors and edited negatives are drawn over the global batch, and a resumed run skips what its workers had read.
+
 Keras 3's `fit` does not run under this strategy as shipped (keras-team/keras#20585, tensorflow#72388): it reduces
 the first batch across workers with an eager `strategy.reduce` that the collective strategy cannot do, and reduces
 scalar logs with `axis=0`. `patch_keras_fit` replaces those two steps (building from the dataset's element spec;
@@ -23,9 +29,11 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
 import tensorflow as tf
+
+from tfvgs.data import WorkerShard
 
 WORKER_TEMP_PREFIX = ".worker-"
 
@@ -60,6 +68,43 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
     if task_type == "chief" or task_type is None:
         return True
     return task_type == "worker" and task_id == 0 and "chief" not in resolver.cluster_spec().as_dict()
+
+
+def num_workers(strategy: tf.distribute.Strategy) -> int:
+    """Processes that train (the chief and the workers of TF_CONFIG); 1 without a multi-worker strategy."""
+    if not is_multi_worker(strategy):
+        return 1
+    spec = strategy.cluster_resolver.cluster_spec().as_dict()
+    return len(spec.get("chief", [])) + len(spec.get("worker", []))
+
+
+SHARDING_POLICIES = ("auto", "file", "data")
+
+
+def shards_by_file(policy: str, num_shards: int, workers: int) -> bool:
+    """Whether a training split of `num_shards` files is split by file across `workers` processes (module
+    docstring): "auto" when there are at least as many shards as workers, "file" always (an error with fewer shards
+    than workers), "data" never; always False for one process."""
+    if policy not in SHARDING_POLICIES:
+        raise ValueError(f"data.worker_sharding must be one of {SHARDING_POLICIES}. Received: {policy!r}")
+    if workers == 1 or policy == "data":
+        return False
+    if num_shards >= workers:
+        return True
+    if policy == "file":
+        raise ValueError(f"data.worker_sharding=file needs at least as many train shards as workers. Received: "
+                         f"{num_shards} shard(s) for {workers} workers (use auto or data, or write more shards)")
+    return False
+
+
+def distribute_by_file(strategy: tf.distribute.Strategy,
+                       make_dataset: Callable[[WorkerShard], tf.data.Dataset]) -> tf.distribute.DistributedDataset:
+    """Each worker's own pipeline, `make_dataset(WorkerShard(worker, workers))`, as one distributed dataset that
+    Keras' `fit` takes as it is (no tf.data auto-sharding on top)."""
+    def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        workers = context.num_input_pipelines
+        return make_dataset(WorkerShard(context.input_pipeline_id, workers, context.num_replicas_in_sync // workers))
+    return strategy.distribute_datasets_from_function(dataset_fn)
 
 
 def write_dir(directory: str, strategy: tf.distribute.Strategy) -> str:

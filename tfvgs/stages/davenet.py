@@ -37,12 +37,13 @@ class DavenetStage(Stage):
     name = "davenet"
     hard_negatives = False      # True: trains with config.train.hard_negative_loss instead of config.model.loss
 
-    def build_train_dataset(self, skip_batches: int) -> tf.data.Dataset:
+    def build_train_dataset(self, skip_batches: int, worker: Optional[data.WorkerShard] = None) -> tf.data.Dataset:
         batch = self.config.train.batch_size
         return data.pairs_dataset(self.data_dir, "train", self.config, batch, training=True, repeat=True,
                                   seed=self.config.seed, skip_examples=skip_batches * batch,
                                   bucket_frames=self.config.data.bucket_frames,
-                                  crop_frames=self.config.train.crop_frames if self.config.train.crop_weight else None)
+                                  crop_frames=self.config.train.crop_frames if self.config.train.crop_weight else None,
+                                  worker=worker)
 
     def build_val_dataset(self):
         batch = self.config.train.batch_size

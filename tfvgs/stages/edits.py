@@ -138,10 +138,10 @@ class ExactEditsStage(EditStage):
     data_kinds = ("renderer_edits",)
     data_splits = ("train",)
 
-    def build_train_dataset(self, skip_batches: int) -> tf.data.Dataset:
+    def build_train_dataset(self, skip_batches: int, worker: Optional[data.WorkerShard] = None) -> tf.data.Dataset:
         batch = self.config.train.batch_size
         return data.transfer_dataset(self.data_dir, self.config, "train", batch, training=True,
-                                     skip_examples=skip_batches * batch)
+                                     skip_examples=skip_batches * batch, worker=worker)
 
     def build_val_dataset(self) -> Optional[tf.data.Dataset]:
         return None

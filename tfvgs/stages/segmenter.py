@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Dict
+from typing import Dict, Optional
 
 import keras
 import tensorflow as tf
@@ -48,10 +48,10 @@ class SegmenterStage(Stage):
     def eval_path(self) -> str:
         return os.path.join(self.stage_dir, "eval.json")
 
-    def build_train_dataset(self, skip_batches: int) -> tf.data.Dataset:
+    def build_train_dataset(self, skip_batches: int, worker: Optional[data.WorkerShard] = None) -> tf.data.Dataset:
         batch = self.config.segmenter.batch_size
         ds = data.scenes_dataset(self.data_dir, "train", self.config, batch, training=True, repeat=True,
-                                 seed=self.config.seed, skip_examples=skip_batches * batch)
+                                 seed=self.config.seed, skip_examples=skip_batches * batch, worker=worker)
         return ds.map(to_training_pair, num_parallel_calls=self.config.data.reader_parallelism,
                                          deterministic=True)
 

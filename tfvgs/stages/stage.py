@@ -12,7 +12,7 @@ from typing import Dict, List, Optional, Tuple
 import keras
 import tensorflow as tf
 
-from tfvgs import atomic_files, multi_worker, training, workdir as layout
+from tfvgs import atomic_files, data, multi_worker, training, workdir as layout
 from tfvgs.stages.step import Step
 
 
@@ -25,8 +25,10 @@ class Stage(Step):
     # --- hooks -------------------------------------------------------------------------------------------------
 
     @abc.abstractmethod
-    def build_train_dataset(self, skip_batches: int) -> tf.data.Dataset:
-        """The endless, seeded training dataset with its first `skip_batches` batches skipped (for resume)."""
+    def build_train_dataset(self, skip_batches: int, worker: Optional[data.WorkerShard] = None) -> tf.data.Dataset:
+        """The endless, seeded training dataset with its first `skip_batches` (global) batches skipped (for resume);
+        with `worker`, that worker's part under FILE sharding (`tfvgs.data.WorkerShard`: its shard files, batches
+        of batch_size / workers)."""
 
     def build_val_dataset(self) -> Optional[tf.data.Dataset]:
         return None
@@ -75,10 +77,17 @@ class Stage(Step):
             manager = training.restore_or_initialize(model, self.checkpoint_dir, t.keep_checkpoints,
                                                      lambda: self.initialize(model), write_dir=write_dir)
         steps, checkpoint_every = self.schedule()
+        make_train_dataset = self.build_train_dataset
+        num_shards, workers = len(data.list_shards(self.data_dir, "train")), multi_worker.num_workers(self.strategy)
+        if multi_worker.shards_by_file(self.config.data.worker_sharding, num_shards, workers):
+            print(f"[{self.name}] FILE sharding: each of {workers} workers reads its own of the {num_shards} train "
+                  f"shards", flush=True)
+            make_train_dataset = lambda skip: multi_worker.distribute_by_file(   # noqa: E731
+                self.strategy, lambda worker: self.build_train_dataset(skip, worker))
         callbacks = ([training.ScalarSummaries(self.tensorboard_dir, t.log_every), *self.callbacks(model)]
                      if chief else [])
         logs = training.fit_resumable(
-            model, self.build_train_dataset, steps=steps, checkpoint_every=checkpoint_every, manager=manager,
+            model, make_train_dataset, steps=steps, checkpoint_every=checkpoint_every, manager=manager,
             callbacks=callbacks, validation_data=self.build_val_dataset(),
             after_save=lambda: multi_worker.remove_worker_dir(write_dir, self.strategy))
         if not chief:
