@@ -138,6 +138,34 @@ def test_quality_report_after_every_phase_when_a_segmenter_exists(tiny_world, tm
         assert len(f.readlines()) == 3
 
 
+def test_quality_reports_inside_phases_at_the_alpha_training_is_at(tiny_world, tmp_path):
+    """gan.quality_every_kimg adds reports every so many images inside a phase, a fade-in measured at its current
+    alpha; the reports after phases stay as they were, and none is written twice for the same images."""
+    import json
+
+    from tfvgs.models.attribute_segmenter import AttributeSegmenter
+    config = short_config("gan.total_kimg=0.048", "gan.quality_samples=6", "gan.quality_every_kimg=0.008")
+    workdir = str(tmp_path / "w")
+    segmenter = AttributeSegmenter(width=config.segmenter.width, depth=config.segmenter.depth, seed=0)
+    segmenter(np.zeros([1, 32, 32, 3], np.float32))
+    os.makedirs(os.path.join(workdir, "segmenter"))
+    segmenter.save(os.path.join(workdir, "segmenter", "model.keras"))
+    _, console = run_quietly(GanStage(config, workdir, tiny_world["scenes"]))
+    with open(os.path.join(workdir, "gan", "quality", "history.jsonl")) as f:
+        history = [json.loads(line) for line in f]
+    after = [(r["images_shown"], r["resolution"]) for r in history if not r["during_phase"]]
+    during = [r for r in history if r["during_phase"]]
+    shown = [r["images_shown"] for r in history]
+    assert len(shown) == len(set(shown)) and shown == sorted(shown)
+    assert console.count("[gan] quality after") == 3 and console.count("[gan] quality during") == len(during) >= 2
+    assert after == [(20, 4), (32, 8), (48, 8)]                   # as without the option
+    fade = [r for r in during if "fade-in" in r["phase"]]
+    assert fade and all(0.0 < r["alpha"] < 1.0 for r in fade)
+    assert all(r["images_shown"] % 8 < 4 for r in during)      # cut at the step that reaches a multiple of 8
+    with pytest.raises(ValueError, match="quality_every_kimg must be >= 0 .*Received: -1"):
+        GanStage(short_config("gan.quality_every_kimg=-1"), str(tmp_path / "bad"), tiny_world["scenes"]).run()
+
+
 def test_rerun_of_a_finished_stage_trains_no_further(trained):
     stage = GanStage(trained["stage"].config, trained["workdir"], trained["stage"].data_dir)
     logs, console = run_quietly(stage)

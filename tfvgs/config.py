@@ -157,6 +157,9 @@ class GanConfig:
     # `quality_split` (tfvgs.evaluation.gan_quality). 0 turns the reports off.
     quality_samples: int = 1000
     quality_split: str = "val"
+    # ... and also every this many kimg inside a phase (0: only after phases), at the alpha training is at: the
+    # curve of a long last phase, where the schedule's length is decided.
+    quality_every_kimg: float = 0.0
 
 
 @dataclasses.dataclass

@@ -14,7 +14,8 @@ command continues from its last checkpoint with the same growth phase, fade-in a
 Writes `<workdir>/gan/`: `checkpoints/`, `tensorboard/` (loss terms, alpha, resolution, images shown, img/s, fixed-z
 sample grids), `generator.keras` (the EMA generator; load with `tfvgs.gan_io.load_generator`), `generator.json`,
 and `quality/` (a `tfvgs.evaluation.gan_quality` report after every growth phase, with `history.jsonl` and
-`history.png`, when `<workdir>/segmenter/model.keras` exists and `gan.quality_samples` > 0).
+`history.png`, when `<workdir>/segmenter/model.keras` exists and `gan.quality_samples` > 0; also every
+`gan.quality_every_kimg` inside a phase when that is > 0).
 """
 from __future__ import annotations
 
@@ -210,7 +211,8 @@ class PhaseQuality:
         self.reals = stage.images(g.quality_split, g.quality_samples)
         self.reported = {int(r.get("images_shown", -1)) for r in gan_quality.read_history(self.out_dir)}
 
-    def __call__(self, gan: ProgressiveGAN, finished: GrowthPhase, step: int) -> None:
+    def __call__(self, gan: ProgressiveGAN, finished: GrowthPhase, step: int, during: bool = False) -> None:
+        """Reports on `finished` at alpha 1, or with `during` on the phase training is in, at its current alpha."""
         shown = int(gan.images_shown.numpy())
         if shown in self.reported:   # a resumed run passing the same boundary again
             return
@@ -219,13 +221,15 @@ class PhaseQuality:
         # level is measured fully faded in, then alpha is put back
         alpha = gan.sampling_generator.alpha
         saved_alpha = alpha.numpy()
-        alpha.assign(1.0)
+        measured_alpha = float(saved_alpha) if during else 1.0
+        alpha.assign(measured_alpha)
         try:
             report = gan_quality.quality_report(
                 gan.sampling_generator, self.segmenter, self.reals, self.stage.config.gan.quality_samples,
                 self.stage.config, seed=0, level=finished.level,
                 info={"images_shown": shown, "step": int(step), "level": finished.level,
-                      "resolution": finished.resolution, "phase": describe(finished, with_alpha=False)})
+                      "resolution": finished.resolution, "phase": describe(finished, with_alpha=during),
+                      "alpha": measured_alpha, "during_phase": bool(during)})
         finally:
             alpha.assign(saved_alpha)
         gan_quality.write_report(report, self.out_dir)
@@ -237,7 +241,8 @@ class PhaseQuality:
                 if value is not None:
                     tf.summary.scalar(f"quality/attribute_tv_{family}", value)
         self.writer.flush()
-        print(f"[gan] quality after {describe(finished, with_alpha=False)} ({shown} images, measured at alpha 1): "
+        print(f"[gan] quality {'during' if during else 'after'} {describe(finished, with_alpha=during)} ({shown} "
+              f"images, measured at alpha {measured_alpha:g}): "
               f"FID {report['fid']:.2f}, KID "
               f"{report['kid']:.4f}, well-formed {report['well_formed_fraction']:.1%} (rendered "
               f"{report['real_well_formed_fraction']:.1%}) [{time.time() - start:.0f} s] -> {self.out_dir}",
@@ -257,7 +262,7 @@ class GanStage(Step):
     RESUME_INVARIANTS = ("seed", "world", "data", *(
         f"gan.{field.name}" for field in dataclasses.fields(GanConfig)
         if field.name not in ("total_kimg", "checkpoint_every", "grid_every", "num_grid_images", "quality_samples",
-                              "quality_split")))
+                              "quality_split", "quality_every_kimg")))
 
     def __init__(self, config, workdir: str, data_dir: str, strategy: Optional[tf.distribute.Strategy] = None):
         super().__init__(config, workdir, data_dir, strategy)
@@ -359,6 +364,9 @@ class GanStage(Step):
     # --- the driver -------------------------------------------------------------------------------------------
     def execute(self) -> Dict[str, float]:
         g = self.config.gan
+        if g.quality_every_kimg < 0:
+            raise ValueError(f"gan.quality_every_kimg must be >= 0 (0: reports after phases only). Received: "
+                             f"{g.quality_every_kimg!r}")
         total_images = int(round(g.total_kimg * 1000))
         checkpoint_every = max(1, int(g.checkpoint_every))
         gan, manager, step_var = self.restore()
@@ -396,11 +404,15 @@ class GanStage(Step):
                 self._write_reals(writer, gan)
             progress.write_grid()
         last_logs: Dict[str, float] = {}
+        quality_every = int(round(g.quality_every_kimg * 1000)) if quality is not None else 0
         while shown() < total_images:
             batch = gan.real_batch_size()
+            before = shown()
             steps = min(gan.steps_until_next_phase() or math.inf,
                         checkpoint_every - progress.step % checkpoint_every,
-                        math.ceil((total_images - shown()) / batch))
+                        math.ceil((total_images - before) / batch),
+                        math.ceil(((before // quality_every + 1) * quality_every - before) / batch)
+                        if quality_every > 0 else math.inf)
             history = gan.fit(self.reals_dataset(shown(), batch), steps_per_epoch=int(steps), epochs=1,
                               shuffle=False, verbose=0, callbacks=[progress])
             if progress.non_finite is not None:
@@ -416,6 +428,8 @@ class GanStage(Step):
                 save_checkpoint()
             if quality is not None and (phase.level, phase.in_transition) != (previous.level, previous.in_transition):
                 quality(gan, previous, progress.step)
+            elif quality_every and shown() // quality_every > before // quality_every and shown() < total_images:
+                quality(gan, phase, progress.step, during=True)
         if to_train:
             progress.write_grid()
             if quality is not None:
