@@ -10,6 +10,10 @@ lines:
     python benchmarks/retrieve_recall_bench.py --workdir W --stage davenet --data_dir W/data/pairs \
         --shortlists 10 20 50 100 [--gallery_size 10000]
 
+`--latency_repeats R` also exports each ranking's servable as a SavedModel, reloads it and times its `retrieve`
+signature R times on one query of `--query_seconds` (p50/p95 in the same JSON line), so recall and latency are of
+one index and one model.
+
 `--gallery_size G` grows the gallery to G images with distractors drawn by W's GAN from latent seeds of their own
 namespace and kept only when W's segmenter describes them confidently (the filter Audio CLEVRGAN applies), so they
 come from the distribution the test images come from; each caption's own image is still the only right answer.
@@ -87,6 +91,9 @@ def main(argv=None):
                         help="add GAN-drawn, confidently described distractor images up to this many (0: none)")
     parser.add_argument("--index_dtype", default="float32", choices=("float32", "float16"),
                         help="how the two-stage index stores its maps (the full-MISA reference stays float32)")
+    parser.add_argument("--latency_repeats", type=int, default=0,
+                        help="time the exported and reloaded `retrieve` of each ranking this many times (0: off)")
+    parser.add_argument("--query_seconds", type=float, default=8.2, help="length of the timed query")
     args = parser.parse_args(argv)
 
     import tensorflow as tf
@@ -110,6 +117,28 @@ def main(argv=None):
               "gallery": len(ids), "distractors_drawn": drawn, "similarity": args.similarity,
               "chance_r10": round(100 * min(1.0, 10 / len(ids)), 2)}
 
+    def latency(servable) -> dict:
+        """p50/p95 of the servable's `retrieve` signature, exported and reloaded (`serving_bench`); {} when off."""
+        if args.latency_repeats <= 0:
+            return {}
+        import tempfile
+
+        import serving_bench
+        from export.audio_visual import audio_limits
+        limits = audio_limits(config)
+        samples = min(int(args.query_seconds * limits["sample_rate"]), limits["max_samples"])
+        query = tf.constant((0.1 * np.random.default_rng(0).standard_normal((1, samples))).astype(np.float32))
+        with tempfile.TemporaryDirectory(prefix="retrieve_recall_bench_") as tmp:
+            loaded, io_times = serving_bench.export_and_load_servable(servable, tmp, "retrieve")
+            retrieve = loaded.signatures["retrieve"]
+            times = serving_bench._timings(
+                lambda: retrieve(waveform=query, num_samples=tf.constant([samples]))["scores"].numpy(),
+                args.latency_repeats)
+        return {"p50_ms": round(1000 * float(np.percentile(times, 50)), 1),
+                "p95_ms": round(1000 * float(np.percentile(times, 95)), 1), "latency_repeats": args.latency_repeats,
+                "query_seconds": round(samples / limits["sample_rate"], 2), **io_times,
+                "load_avg_1min": round(os.getloadavg()[0], 2)}
+
     def ranked(servable, two_stage: bool) -> np.ndarray:
         out = []
         for start in range(0, n, args.batch):
@@ -120,14 +149,17 @@ def main(argv=None):
                 out.append(tf.math.top_k(servable.index_scores(a, f), k=servable.top_k).indices.numpy())
         return np.concatenate(out)
 
-    full_top = ranked(AudioVisualServable(model, config, index, args.similarity, top_k=10), False)
+    servable = AudioVisualServable(model, config, index, args.similarity, top_k=10)
+    full_top = ranked(servable, False)
     full = recall_of_returned(full_top)
-    print(json.dumps({"measure": "retrieve_recall", "ranking": f"full_{args.similarity}", **full, **common}),
-          flush=True)
+    print(json.dumps({"measure": "retrieve_recall", "ranking": f"full_{args.similarity}", **full, **latency(servable),
+                      **common}), flush=True)
     pooled = ImageIndex(ids, tf.reduce_mean(image_feats, axis=[1, 2]).numpy())
-    sisa = recall_of_returned(ranked(AudioVisualServable(model, config, pooled, "sisa", top_k=10), False))
+    servable = AudioVisualServable(model, config, pooled, "sisa", top_k=10)
+    sisa = recall_of_returned(ranked(servable, False))
     print(json.dumps({"measure": "retrieve_recall", "ranking": "sisa", **sisa,
-                      "r10_minus_full": round(sisa["r10"] - full["r10"], 2), **common}), flush=True)
+                      "r10_minus_full": round(sisa["r10"] - full["r10"], 2), **latency(servable), **common}),
+          flush=True)
     stored = ImageIndex(ids, image_feats.numpy().astype(args.index_dtype))
     for shortlist in args.shortlists:
         servable = AudioVisualServable(model, config, stored, args.similarity, top_k=10, shortlist=shortlist)
@@ -136,7 +168,8 @@ def main(argv=None):
         print(json.dumps({"measure": "retrieve_recall", "ranking": "two_stage", "shortlist": servable.shortlist,
                           "index_dtype": args.index_dtype,
                           **result, "r10_minus_full": round(result["r10"] - full["r10"], 2),
-                          "top10_agreement": top10_agreement(top, full_top), **common}), flush=True)
+                          "top10_agreement": top10_agreement(top, full_top), **latency(servable), **common}),
+              flush=True)
 
 
 if __name__ == "__main__":

@@ -51,11 +51,15 @@ def _environment():
 
 def export_and_load(model, config, index, similarity: str, workdir: str, shortlist: int = 0):
     from export.audio_visual import AudioVisualServable
-    from export.exporter import save_servable
     servable = AudioVisualServable(model, config, index=index, similarity=similarity, top_k=10, shortlist=shortlist)
+    return export_and_load_servable(servable, workdir, f"audio_visual_{similarity}_{shortlist}")
+
+
+def export_and_load_servable(servable, workdir: str, name: str):
+    """Saves `servable` as TF Serving would load it and loads it back: (loaded, {"export_s", "load_s"})."""
+    from export.exporter import save_servable
     start = time.perf_counter()
-    path = save_servable(servable, workdir, f"audio_visual_{similarity}_{shortlist}", 1, {"benchmark": True})
-    del servable
+    path = save_servable(servable, workdir, name, 1, {"benchmark": True})
     saved = time.perf_counter() - start
     start = time.perf_counter()
     loaded = tf.saved_model.load(path)
