@@ -5,6 +5,13 @@ the measured resolution (alpha = 1; a fade-in costs one extra 1x1 conv and pooli
 warm-up steps (tracing, XLA compilation) and prints one JSON line per (resolution, jit) combination. Images/s
 counts real images shown to the critic, as `images_shown` does. The machine is shared: note the load average.
 
+Work per image is a lower bound counted from the networks' forward multiply-accumulates (`tfvgs.models.count_flops`
+of G at the level and of D): one WGAN-GP step with n_critic 1 runs at least 4 G + 14 D forward-equivalents per real
+image, a backward pass counted as 2 forwards (critic step: G forward; D forward on reals, fakes and interpolates
+(3), backward through the first two (4), the gradient penalty's input gradient (2) and its double backward (>= 2);
+generator step: G forward and backward (3), D forward and its input gradient (3)). `--peak_gflops P` adds the
+achieved fraction of P.
+
     TF_CPP_MIN_LOG_LEVEL=2 python benchmarks/gan_throughput.py --resolutions 32 64   # proposed cpu preset sizes
     TF_CPP_MIN_LOG_LEVEL=2 python benchmarks/gan_throughput.py --resolutions 8 16 --max_resolution 64 --jit both
 """
@@ -22,6 +29,17 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from tfvgs.gan import GrowthSchedule, ProgressiveDiscriminator, ProgressiveGAN, ProgressiveGenerator  # noqa: E402
+from tfvgs.models import count_flops  # noqa: E402
+
+
+def step_gflop_per_image(generator, discriminator, resolution: int, n_critic: int) -> dict:
+    """Forward GFLOP of G (full size) and D per image, and the WGAN-GP step's lower bound (module docstring).
+    Counted for networks built at the measured resolution (--max_resolution unset)."""
+    g = count_flops(generator, [1, generator.latent_dim])["forward_flops"] / 1e9
+    d = count_flops(discriminator, [1, resolution, resolution, 3])["forward_flops"] / 1e9
+    per_image = n_critic * (g + 11 * d) + 3 * g + 3 * d
+    return {"g_forward_gflop": round(g, 4), "d_forward_gflop": round(d, 4),
+            "train_gflop_per_image_lower_bound": round(per_image, 4)}
 
 
 def measure(resolution: int, args, jit: bool) -> dict:
@@ -43,13 +61,20 @@ def measure(resolution: int, args, jit: bool) -> dict:
     start = time.perf_counter()
     gan.fit(data, steps_per_epoch=args.steps, epochs=1, verbose=0)
     seconds = time.perf_counter() - start
+    work = step_gflop_per_image(generator, discriminator, resolution, args.n_critic) if max_resolution == resolution \
+        else {}
+    rate = args.steps * args.batch / seconds
+    if work:
+        work["achieved_gflop_s_lower_bound"] = round(rate * work["train_gflop_per_image_lower_bound"], 1)
+        if args.peak_gflops:
+            work["fraction_of_peak_lower_bound"] = round(work["achieved_gflop_s_lower_bound"] / args.peak_gflops, 3)
     return {"benchmark": "gan_train_step", "resolution": resolution, "max_resolution": max_resolution,
             "jit_compile": jit, "batch": args.batch,
             "n_critic": args.n_critic, "latent_dim": args.latent_dim, "fmap_base": args.fmap_base,
             "fmap_max": args.fmap_max, "h4_channels": generator.h4_channels,
             "g_params": generator.count_params() - 1, "d_params": discriminator.count_params() - 1,
             "steps": args.steps, "seconds": round(seconds, 3), "warmup_seconds": round(warmup_seconds, 2),
-            "images_per_second": round(args.steps * args.batch / seconds, 1),
+            "images_per_second": round(rate, 1), **work, "load_avg_1min": round(os.getloadavg()[0], 2),
             "threads": tf.config.threading.get_intra_op_parallelism_threads()}
 
 
@@ -66,6 +91,8 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--jit", choices=["on", "off", "both"], default="off")
+    parser.add_argument("--peak_gflops", type=float, default=0.0,
+                        help="measured matmul peak (../shared/tools/matmul_peak.py) for the fraction of peak")
     args = parser.parse_args(argv)
     jits = {"on": [True], "off": [False], "both": [False, True]}[args.jit]
     for resolution in args.resolutions:
