@@ -28,7 +28,7 @@ class Stage(Step):
     def build_train_dataset(self, skip_batches: int, worker: Optional[data.WorkerShard] = None) -> tf.data.Dataset:
         """The endless, seeded training dataset with its first `skip_batches` (global) batches skipped (for resume);
         with `worker`, that worker's part under FILE sharding (`tfvgs.data.WorkerShard`: its shard files, batches
-        of batch_size / workers)."""
+        of one replica's part of the global batch)."""
 
     def build_val_dataset(self) -> Optional[tf.data.Dataset]:
         return None
@@ -78,7 +78,8 @@ class Stage(Step):
                                                      lambda: self.initialize(model), write_dir=write_dir)
         steps, checkpoint_every = self.schedule()
         make_train_dataset = self.build_train_dataset
-        num_shards, workers = len(data.list_shards(self.data_dir, "train")), multi_worker.num_workers(self.strategy)
+        workers = multi_worker.num_workers(self.strategy)
+        num_shards = len(data.list_shards(self.data_dir, "train")) if workers > 1 else 0   # one process: no listing
         if multi_worker.shards_by_file(self.config.data.worker_sharding, num_shards, workers):
             print(f"[{self.name}] FILE sharding: each of {workers} workers reads its own of the {num_shards} train "
                   f"shards", flush=True)
