@@ -45,6 +45,8 @@ def test_edit_stages_trained_with_edits_and_measured_them(everything):
         assert success["n_edited"] > 0 and 0.0 <= success["valid_fraction"] <= 1.0, stage
         assert 0.0 <= success["rate"] <= 1.0 and success["n"] <= success["n_edited"], stage
         assert os.path.getsize(os.path.join(workdir, stage, "edits.png")) > 0
+        if "targeted" in stage:     # the same edits scored against the clusters' region labels too
+            assert "rate_by_region_label" in success, stage
         # the training log has the edit statistics of DualEncoder.train_step
         from tests.test_gan_stage import summary_tags
         tags = summary_tags(os.path.join(workdir, stage, "tensorboard"))
@@ -60,6 +62,11 @@ def test_cluster_stages_partition_the_units_and_rank_every_h4_unit(everything):
         for c in result["clusters"]:
             assert sorted(c["h4_ranking"]) == list(range(32))     # tiny h4 width
             assert np.all(np.diff(c["h4_iou"]) <= 1e-9)           # best first
+            # the label is what the cluster's ablations change (or None when they change no attribute)
+            label = c["label"]
+            assert label is None or (label["family"] in ("shape", "color", "material", "size")
+                                     and 0 < label["share"] <= label["changed_fraction"] <= 1 and label["n"] > 0)
+            assert "region_label" in c
         for picture in ("dendrogram.png", "clusters.png"):
             assert os.path.getsize(os.path.join(workdir, stage, picture)) > 0
 
@@ -200,3 +207,19 @@ def test_the_no_edits_control_trains_on_from_davenet_and_is_reported_only_once_t
     stages = [s["stage"] for s in read_json(workdir, "eval", "report.json")["stages"]]
     assert stages == [name for name, _ in report_tables.CURRICULUM] + ["no_edits_control"]
     assert "DaveNet, more steps (control)" in open(os.path.join(workdir, "eval", "report.md")).read()
+
+
+def test_edit_sweep_reports_each_value_of_the_change_threshold(everything, tmp_path):
+    from tfvgs.edits import edit_sweep
+    workdir = everything["workdir"]
+    rows = edit_sweep.sweep(workdir, "targeted_edits", os.path.join(workdir, "data", "pairs"),
+                            "min_changed_fraction", [0.0, 0.9], str(tmp_path), pairs=8)
+    assert [row["value"] for row in rows] == [0.0, 0.9]
+    # any redraw counts at 0; no ablation at the salient cells moves 90% of the pixels
+    assert rows[0]["valid_fraction"] == 1.0 and rows[1]["valid_fraction"] == 0.0
+    assert 0 < rows[0]["n_edited"] == rows[1]["n_edited"] <= 8     # the same val pairs for each value
+    for value in ("0", "0.9"):
+        assert os.path.getsize(tmp_path / f"min_changed_fraction={value}" / "edits.png") > 0
+    with pytest.raises(ValueError, match="GAN edit stage"):
+        edit_sweep.sweep(workdir, "davenet", os.path.join(workdir, "data", "pairs"), "min_changed_fraction",
+                         [0.1], str(tmp_path))

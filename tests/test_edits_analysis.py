@@ -9,7 +9,8 @@ from tfvgs.edits.concept_clusters import (ConceptClusters, binarize, cluster_pro
                                           cluster_segmentation, cluster_units, cooccurrence, dendrogram_figure,
                                           unit_thresholds)
 from tfvgs.edits.edit_success import (attribute_value_maps, changed_attributes, edit_changed_caption,
-                                      edit_succeeded, label_clusters, success_rate)
+                                      edit_succeeded, label_by_effect, label_clusters, success_rate,
+                                      target_object)
 from tfvgs.edits.unit_ranking import interpolation_matrix, rank_units, resize_maps
 
 GROUPS = [np.array([1, 4, 7, 10, 13]), np.array([2, 5, 8, 11, 14]), np.array([3, 6, 9, 12, 15])]
@@ -286,6 +287,41 @@ def test_label_clusters_on_planted_masks():
     assert by_value[0] == ("color", "red", 1.0)
     with pytest.raises(ValueError, match="keys"):
         label_clusters({0: red}, {"crimson": red})
+
+
+def _object(x, y, **attributes):
+    values = {"shape": "cube", "color": "red", "material": "rubber", "size": "large"}
+    values.update(attributes)
+    return {"pixel_coords": [x, y, 0.5], **values}
+
+
+def test_label_by_effect_names_the_family_its_ablations_change_most():
+    cyan = _object(10, 10, color="cyan")
+    gray = _object(10, 10, color="gray")
+    outcomes = ([({"color"}, cyan)] * 3 + [({"color", "size"}, gray)] + [({"size"}, cyan)] * 2
+                + [({"objects"}, None)] + [(set(), cyan)] * 3)
+    label = label_by_effect(outcomes)
+    assert (label.family, label.value, label.n) == ("color", "cyan", 10)
+    assert label.share == pytest.approx(0.4) and label.changed_fraction == pytest.approx(0.7)
+    # "objects" alone never names a cluster; nothing changed: no label
+    assert label_by_effect([({"objects"}, None)] * 4)[:2] == (None, None)
+    assert label_by_effect([(set(), cyan)] * 2) == (None, None, 0.0, 0.0, 2)
+    # a tie goes to the first family in vocabulary order (shape before color)
+    assert label_by_effect([({"color"}, cyan), ({"shape"}, cyan)]).family == "shape"
+    with pytest.raises(ValueError, match="pairs"):
+        label_by_effect([{"color"}])
+
+
+def test_target_object_is_the_nearest_within_an_eighth_of_the_image():
+    near, far = _object(5, 5, color="blue"), _object(25, 25, color="green")
+    description = {"objects": [near, far], "image_size": 32}
+    assert target_object(description, (6, 6)) is near
+    assert target_object(description, (24, 27)) is far
+    assert target_object(description, (15, 15)) is None            # 4 px is the reach at 32 px; both are farther
+    assert target_object(description, (15, 15), max_distance=15) is near
+    assert target_object({"objects": [], "image_size": 32}, (6, 6)) is None
+    with pytest.raises(ValueError, match="location"):
+        target_object(description, (6, float("nan")))
 
 
 def test_edit_picture_has_a_header_naming_its_columns_and_one_row_per_pair(tmp_path):

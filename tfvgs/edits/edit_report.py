@@ -68,7 +68,7 @@ def edit_picture(edits: Dict[str, np.ndarray], path: str, labels: Optional[Seque
         label = ""
         if labels is not None and edits["cluster"][i] >= 0:
             entry = labels[edits["cluster"][i]]
-            label = f"cluster {edits['cluster'][i]}" + (f": {entry['value']}" if entry else "")
+            label = f"cluster {edits['cluster'][i]}" + (f": {entry['value'] or entry['family']}" if entry else "")
         if not edits["valid"][i]:
             label += " (no change: not used)"
         strip = Image.new("RGB", (original.shape[1] * 3, 12), (255, 255, 255))
@@ -83,8 +83,12 @@ def edit_picture(edits: Dict[str, np.ndarray], path: str, labels: Optional[Seque
 
 
 def write_edit_report(model, source, pairs, config, workdir: str, stage_dir: str,
-                      cluster_labels: Optional[Sequence] = None) -> Dict:
-    """Writes `<stage_dir>/edits.png` and, with a trained segmenter, `<stage_dir>/edit_success.json`."""
+                      cluster_labels: Optional[Sequence] = None,
+                      other_labels: Optional[Dict[str, Sequence]] = None) -> Dict:
+    """Writes `<stage_dir>/edits.png` and, with a trained segmenter, `<stage_dir>/edit_success.json`.
+
+    `cluster_labels` give the family each targeted edit is scored against; `other_labels` ({name: labels}) score
+    the same edits against another labelling too (`rate_by_<name>`), e.g. the clusters' region labels."""
     edits = collect_edits(model, source, pairs, int(config.edits.success_pairs))
     edit_picture(edits, os.path.join(stage_dir, "edits.png"), cluster_labels)
     report = {"n_edited": int(len(edits["valid"])), "valid_fraction": float(np.mean(edits["valid"]))}
@@ -96,7 +100,7 @@ def write_edit_report(model, source, pairs, config, workdir: str, stage_dir: str
         options = {"min_object_pixels": config.segmenter.min_object_pixels,
                    "min_confidence": config.segmenter.min_confidence}
         valid = np.nonzero(edits["valid"])[0]
-        outcomes = []
+        outcomes, changes = [], []
         for start in range(0, len(valid), 32):
             index = valid[start:start + 32]
             before = describe_images(segmenter, edits["original"][index], **options)
@@ -106,9 +110,14 @@ def write_edit_report(model, source, pairs, config, workdir: str, stage_dir: str
                 if cluster_labels is not None and edits["cluster"][i] >= 0:
                     entry = cluster_labels[edits["cluster"][i]]
                     family = entry["family"] if entry else None
-                outcomes.append((edit_success.changed_attributes(b, a, location=_pixel_location(
-                    edits["location"][i], edits["original"].shape[1])), family))
+                change = edit_success.changed_attributes(b, a, location=pixel_location(
+                    edits["location"][i], edits["original"].shape[1]))
+                outcomes.append((change, family))
+                changes.append((change, int(edits["cluster"][i])))
         report.update(edit_success.success_rate(outcomes))
+        for name, labels in (other_labels or {}).items():
+            scored = [(change, (labels[k] or {}).get("family") if k >= 0 else None) for change, k in changes]
+            report[f"rate_by_{name}"] = edit_success.success_rate(scored)["rate"]
         report["any_change_rate"] = report["changed_fraction"]
     else:
         report["note"] = f"no segmenter at {segmenter_path}: success rate not measured"
@@ -125,7 +134,7 @@ def write_edit_report(model, source, pairs, config, workdir: str, stage_dir: str
     return report
 
 
-def _pixel_location(cells: np.ndarray, image_size: int):
+def pixel_location(cells: np.ndarray, image_size: int):
     """The centre (x, y) in pixels of the ablated h4 cells [8, 8], or None when none were ablated."""
     rows, cols = np.nonzero(cells)
     if len(rows) == 0:

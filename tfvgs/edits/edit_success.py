@@ -96,18 +96,35 @@ def changed_attributes(original_description: Mapping[str, Any], edited_descripti
     if len(original) != len(edited) or len(pairs) < max(len(original), len(edited)):
         changed.add(OBJECTS)
     if location is not None:
-        point = np.asarray(location, np.float64).ravel()
-        if point.shape != (2,) or not np.all(np.isfinite(point)):
-            raise ValueError(f"`location` must be a finite (x, y) pair in pixels. Received: {location!r}")
-        target = None
-        if original:
-            distances = np.linalg.norm(_positions(original) - point, axis=-1)
-            if distances.min() <= max_distance:
-                target = int(distances.argmin())
+        target = _nearest(original, location, max_distance)
         pairs = [(i, j) for i, j in pairs if i == target]
     for i, j in pairs:
         changed.update(family for family in ATTRIBUTE_FAMILIES if original[i][family] != edited[j][family])
     return changed
+
+
+def _nearest(objects: Sequence[Mapping[str, Any]], location, max_distance: float) -> Optional[int]:
+    """Index of the object nearest `location` (x, y) in pixels, or None when none is within max_distance."""
+    point = np.asarray(location, np.float64).ravel()
+    if point.shape != (2,) or not np.all(np.isfinite(point)):
+        raise ValueError(f"`location` must be a finite (x, y) pair in pixels. Received: {location!r}")
+    if not objects:
+        return None
+    distances = np.linalg.norm(_positions(objects) - point, axis=-1)
+    return int(distances.argmin()) if distances.min() <= max_distance else None
+
+
+def target_object(description: Mapping[str, Any], location, max_distance: Optional[float] = None):
+    """The object of `description` an edit at `location` (x, y pixels) aims at, as `changed_attributes` picks it:
+    the nearest within max_distance (default image_size / 8), or None when the edit hit background."""
+    objects = _objects(description, "description")
+    if max_distance is None:
+        max_distance = float(description.get("image_size") or 0) / 8.0
+        if not max_distance:
+            raise ValueError("`max_distance` is needed when `description` has no 'image_size'. "
+                             f"Received: image_size={description.get('image_size')!r}")
+    index = _nearest(objects, location, float(max_distance))
+    return None if index is None else objects[index]
 
 
 def edit_succeeded(changed: Set[str], family: str) -> bool:
@@ -225,3 +242,50 @@ def label_clusters(cluster_masks: Mapping[int, np.ndarray],
         labels[cluster] = (ClusterLabel(*names[best], float(iou[best])) if iou[best] > 0
                            else ClusterLabel(None, None, 0.0))
     return labels
+
+
+class EffectLabel(NamedTuple):
+    """What ablating a cluster's units does: the family changed most often (None when none changed), its most
+    common value before the edit, the share of edits that changed that family, and how many edits were made."""
+    family: Optional[str]
+    value: Optional[str]
+    share: float
+    changed_fraction: float
+    n: int
+
+
+def label_by_effect(outcomes: Iterable[Tuple[Set[str], Optional[Mapping[str, Any]]]]) -> EffectLabel:
+    """Names a cluster by what its ablations change (GAN Dissection's causal test), not by where it overlaps.
+
+    Args:
+        outcomes: one (changed, target) per edit of the cluster's units: `changed_attributes` of the edit and the
+            original object nearest the edit (a description object, or None when the edit hit background).
+
+    Region overlap (`label_clusters`) names a cluster by the value covering most of its segmentation, which at 32 px
+    is the size of the largest object for most clusters; the effect is what a targeted edit is meant to change, so it
+    is the family its success is scored against. "objects" (an object appeared, vanished or moved) is counted in
+    `changed_fraction` but is not a concept, so it never names a cluster.
+    """
+    family_counts: Counter = Counter()
+    value_counts: Dict[str, Counter] = {family: Counter() for family in ATTRIBUTE_FAMILIES}
+    n = changed = 0
+    for item in outcomes:
+        try:
+            change, target = item
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"`outcomes` must hold (changed, target_object_or_None) pairs. Received: {item!r}") \
+                from error
+        change = set(change)
+        n += 1
+        changed += int(bool(change))
+        for family in ATTRIBUTE_FAMILIES:
+            if family in change:
+                family_counts[family] += 1
+                if target is not None and family in target:
+                    value_counts[family][target[family]] += 1
+    if not family_counts:
+        return EffectLabel(None, None, 0.0, changed / n if n else 0.0, n)
+    # ties go to the first family in ATTRIBUTE_FAMILIES order
+    family = max(ATTRIBUTE_FAMILIES, key=lambda f: (family_counts[f], -ATTRIBUTE_FAMILIES.index(f)))
+    common = value_counts[family].most_common(1)
+    return EffectLabel(family, common[0][0] if common else None, family_counts[family] / n, changed / n, n)

@@ -33,6 +33,7 @@ from tfvgs.stages.step import Step
 
 RANKING_SEED_BASE = 10_000_000   # latent seeds of the ranking sample: apart from the Audio CLEVRGAN data's seeds
 BATCH = 64
+EFFECT_SAMPLES = 100   # ranking samples per cluster whose edits name it (`effect_labels`)
 
 
 class ClusterStage(Step):
@@ -71,7 +72,9 @@ class ClusterStage(Step):
         masks = [concept_clusters.cluster_segmentation(features, units, e.segmentation_quantile)
                  for units in clusters.clusters]
         rankings = [unit_ranking.rank_units(h4, mask, e.unit_quantile) for mask in masks]
-        labels = self.label(images, features.shape[1], masks)
+        region_labels = self.label(images, features.shape[1], masks)
+        effects = self.effect_labels(generator, h4, features, images, clusters.clusters, rankings)
+        labels = effects if effects is not None else region_labels
         words = self.top_words(audio_rows, captions, clusters.clusters)
 
         result = {
@@ -79,7 +82,8 @@ class ClusterStage(Step):
             "dead_units": [int(u) for u in clusters.dead_units], "clusters": [
                 {"id": k, "units": [int(u) for u in units], "h4_ranking": [int(u) for u in ranking.order],
                  "h4_iou": [round(float(ranking.iou[u]), 5) for u in ranking.order],
-                 "label": labels[k] if labels else None, "top_words": words[k]}
+                 "label": labels[k] if labels else None,
+                 "region_label": region_labels[k] if region_labels else None, "top_words": words[k]}
                 for k, (units, ranking) in enumerate(zip(clusters.clusters, rankings))],
             "partition": json.loads(clusters.to_json()),
         }
@@ -88,9 +92,11 @@ class ClusterStage(Step):
         self.draw_clusters(images, features, clusters.clusters, masks, result["clusters"])
         print(f"[{self.name}] wrote {self.clusters_path} in {time.time() - start:.0f} s", flush=True)
         for c in result["clusters"]:
-            label = c["label"]
-            print(f"  cluster {c['id']:2d}: {len(c['units']):3d} units, label "
-                  f"{label['value'] + ' (IoU %.2f)' % label['iou'] if label else '-'}, top words "
+            label, region = c["label"] or {}, c["region_label"] or {}
+            effect = (f"{label.get('family')} ({label.get('value')}, {label.get('share', 0):.0%} of ablations)"
+                      if "share" in label else "-")
+            print(f"  cluster {c['id']:2d}: {len(c['units']):3d} units, ablation changes {effect}, region "
+                  f"{region.get('value', '-')} (IoU {region.get('iou', 0):.2f}), top words "
                   f"{', '.join(w for w, _ in c['top_words'][:3])}", flush=True)
         return {"num_clusters": float(len(clusters.clusters))}
 
@@ -153,6 +159,65 @@ class ClusterStage(Step):
         return [{"family": labels[k].family, "value": labels[k].value, "iou": round(float(labels[k].iou), 4)}
                 if k in labels and labels[k].family else None for k in range(len(masks))]
 
+    def effect_labels(self, generator, h4, features, images, clusters, rankings,
+                      per_cluster: int = EFFECT_SAMPLES) -> Optional[List[Dict]]:
+        """What ablating each cluster's top h4 units changes, as the segmenter sees it (for analysis and the
+        targeted edits' success rate only, never for training), or None without a trained segmenter.
+
+        Per cluster: the `per_cluster` ranking samples where the cluster is most active, each edited as a targeted
+        edit is (its top-ranked units zeroed at the cluster's peak location, their number growing along
+        `edits.targeted_unit_counts` until the image changes) and described before and after
+        (`edit_success.label_by_effect`). These samples are drawn from seeds apart from the training pairs, whose
+        edits the success rate is measured on.
+        """
+        path = layout.model_path(self.workdir, "segmenter")
+        if not tf.io.gfile.exists(path):
+            return None
+        from tfvgs.describe import describe_images
+        from tfvgs.edits import edit_report, edit_success, negatives
+        e, segmenter_config = self.config.edits, self.config.segmenter
+        segmenter = layout.load_model(path)
+        options = {"min_object_pixels": segmenter_config.min_object_pixels,
+                   "min_confidence": segmenter_config.min_confidence}
+        units = h4.shape[-1]
+        counts = sorted({min(int(n), units) for n in e.targeted_unit_counts if int(n) > 0})
+        grid = features.shape[1]
+        originals = negatives.quantize(images).numpy()
+        labels = []
+        for members, ranking in zip(clusters, rankings):
+            activation = features[..., members].sum(axis=-1)                                  # [N, g, g]
+            chosen = np.argsort(-activation.reshape(len(activation), -1).max(axis=1), kind="stable")[:per_cluster]
+            flat = activation[chosen].reshape(len(chosen), -1).argmax(axis=1)
+            location = negatives.location_mask(flat // grid, flat % grid, grid).numpy()        # [n, 8, 8]
+            edited, done = originals[chosen].copy(), np.zeros(len(chosen), bool)
+            for count in counts:
+                unit_mask = np.zeros(units, np.float32)
+                unit_mask[np.asarray(ranking.order[:count])] = 1.0
+                for start in range(0, len(chosen), BATCH):
+                    part = slice(start, start + BATCH)
+                    drawn = negatives.quantize(generator.render_ablated(
+                        h4[chosen[part]], location[part, :, :, None] * unit_mask)).numpy()
+                    moved = negatives.changed_fraction(drawn, originals[chosen[part]], e.pixel_change).numpy()
+                    take = (moved >= e.min_changed_fraction) & ~done[part]
+                    edited[part][take] = drawn[take]
+                    done[part] |= moved >= e.min_changed_fraction
+                if done.all():
+                    break
+            outcomes = []
+            for start in range(0, len(chosen), BATCH):
+                part = slice(start, start + BATCH)
+                before = describe_images(segmenter, originals[chosen[part]], **options)
+                after = describe_images(segmenter, edited[part], **options)
+                for b, a, cells, ok in zip(before, after, location[part], done[part]):
+                    point = edit_report.pixel_location(cells, originals.shape[1])
+                    change = edit_success.changed_attributes(b, a, location=point) if ok else set()
+                    outcomes.append((change, edit_success.target_object(b, point) if point else None))
+            label = edit_success.label_by_effect(outcomes)
+            labels.append({"family": label.family, "value": label.value, "share": round(label.share, 4),
+                           "changed_fraction": round(label.changed_fraction, 4), "n": label.n}
+                          if label.family else None)
+        return labels
+
     @staticmethod
     def top_words(audio_rows, captions, clusters, per_cluster: int = 200) -> List[List]:
         """Per cluster, the caption words most often at the frames where the cluster's activation peaks."""
@@ -187,7 +252,7 @@ class ClusterStage(Step):
                     draw.rectangle([c * cell, r * cell, (c + 1) * cell - 1, (r + 1) * cell - 1], outline=(255, 0, 0))
                 tiles.append(np.asarray(tile))
             row = np.concatenate(tiles, axis=1)
-            label = entry["label"]["value"] if entry["label"] else ""
+            label = (entry["label"]["value"] or entry["label"]["family"]) if entry["label"] else ""
             words = " ".join(w for w, _ in entry["top_words"][:3])
             caption = Image.new("RGB", (150, size), (255, 255, 255))
             ImageDraw.Draw(caption).text((4, 4), f"#{entry['id']} {label}\n{words}", fill=(0, 0, 0))

@@ -69,11 +69,15 @@ class RandomEditsStage(EditStage):
     def cluster_labels(self):
         return None
 
+    def other_cluster_labels(self):
+        return None
+
     def after_training(self, model, logs):
         from tfvgs.edits import edit_report
         pairs = data.pairs_dataset(self.data_dir, "val", self.config, batch_size=min(32, self.config.train.batch_size))
         edit_report.write_edit_report(model, model.negative_source, pairs, self.config, self.workdir,
-                                      self.stage_dir, cluster_labels=self.cluster_labels())
+                                      self.stage_dir, cluster_labels=self.cluster_labels(),
+                                      other_labels=self.other_cluster_labels())
 
 
 class HnRandomEditsStage(RandomEditsStage):
@@ -108,7 +112,14 @@ class TargetedEditsStage(RandomEditsStage):
                                        unit_rankings=[c["h4_ranking"] for c in clusters])
 
     def cluster_labels(self):
+        """What each cluster's ablations change (the cluster stage's `label`): the family an edit is scored by."""
         return [c.get("label") for c in self.read_clusters()["clusters"]]
+
+    def other_cluster_labels(self):
+        """The region-overlap labels, scored too so that the two labellings can be compared on the same edits."""
+        clusters = self.read_clusters()["clusters"]
+        return {"region_label": [c.get("region_label") for c in clusters]} if any(
+            "region_label" in c for c in clusters) else None
 
 
 class HnTargetedEditsStage(TargetedEditsStage):
