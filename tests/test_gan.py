@@ -452,6 +452,61 @@ def test_n_critic_steps_use_slices_of_the_real_batch():
         gan.train_step(real_images(batch=BATCH + 1, size=4))
 
 
+@pytest.mark.parametrize("r1_every", [1, 2])   # 2: the lazy penalty's tf.cond inside the traced step
+def test_logistic_r1_steps_train_both_networks_with_finite_metrics(r1_every):
+    gan = make_gan(loss="logistic_r1", r1_gamma=10.0, r1_every=r1_every)
+    gan.sync_phase()
+    g_before, d_before = weights_of(gan.generator), weights_of(gan.discriminator)
+    history = gan.fit(reals_dataset(), steps_per_epoch=2, epochs=1, verbose=0).history
+    for name in ("d_loss", "g_loss", "gp", "wasserstein"):
+        assert np.isfinite(history[name][-1]), name
+    assert history["drift"][-1] == 0.0 and history["gp"][-1] > 0.0   # no drift term; R1 ran
+    assert history["d_loss"][-1] > 0.0   # softplus terms are positive, unlike WGAN scores
+    assert any(not np.array_equal(a, b) for a, b in zip(g_before, weights_of(gan.generator)))
+    assert any(not np.array_equal(a, b) for a, b in zip(d_before, weights_of(gan.discriminator)))
+
+
+def test_r1_gamma_changes_the_critic_update():
+    def critic_after_one_step(gamma):
+        keras.utils.set_random_seed(5)
+        gan = make_gan(loss="logistic_r1", r1_gamma=gamma)
+        gan.sync_phase()
+        gan.train_step(real_images(size=4))
+        return weights_of(gan.discriminator)
+    plain, penalised = critic_after_one_step(0.0), critic_after_one_step(100.0)
+    assert any(not np.allclose(a, b) for a, b in zip(plain, penalised))
+
+
+def test_r1_penalty_is_the_mean_squared_input_gradient_of_the_critic():
+    gan = make_gan(loss="logistic_r1")
+    reals = tf.constant(real_images(size=4))
+    with tf.GradientTape() as tape:
+        tape.watch(reals)
+        scores = gan.discriminator(reals, level=0, alpha=1.0)
+    grads = tape.gradient(scores, reals).numpy()
+    expected = np.mean(np.sum(grads.astype("float64") ** 2, axis=(1, 2, 3)))
+    np.testing.assert_allclose(gan._r1_penalty(reals, 0, 1.0).numpy(), expected, rtol=1e-4)
+
+
+def test_lazy_r1_regularises_every_r1_every_critic_steps():
+    gan = make_gan(loss="logistic_r1", r1_every=3)
+    gan.sync_phase()
+    reals = gan.prepare_reals(real_images(size=4), level=0, alpha=1.0)
+    weights = []
+    for _ in range(4):
+        _, penalty, weight, _, _ = gan._critic_step(reals, 0, tf.constant(1.0))
+        weights.append(float(weight))
+        assert (float(penalty) > 0.0) == (float(weight) == 1.0)
+    assert weights == [1.0, 0.0, 0.0, 1.0]   # Adam's step counter 0 and 3
+
+
+@pytest.mark.parametrize("kwargs,message", [({"loss": "hinge"}, "loss"), ({"r1_every": 0}, "r1_every"),
+                                            ({"r1_gamma": -1.0}, "r1_gamma")])
+def test_gan_rejects_bad_loss_settings(kwargs, message):
+    with pytest.raises(ValueError, match=f"{message}.*Received"):
+        make_gan(**kwargs)
+
+
 def test_prepare_reals_downscales_and_fades_like_pggan():
     gan = make_gan()
     images = real_images(size=MAX_RES)
@@ -515,9 +570,10 @@ def test_checkpoint_restores_images_shown_and_thus_phase_and_alpha(tmp_path):
 
 
 def test_gan_config_round_trip():
-    gan = make_gan(n_critic=2, ema_beta=None, gp_weight=5.0)
+    gan = make_gan(n_critic=2, ema_beta=None, gp_weight=5.0, loss="logistic_r1", r1_gamma=2.0, r1_every=4)
     clone = ProgressiveGAN.from_config(gan.get_config())
     assert clone.get_config() == gan.get_config()
+    assert (clone.loss_name, clone.r1_gamma, clone.r1_every) == ("logistic_r1", 2.0, 4)
     assert clone.generator_ema is None and clone.n_critic == 2
     assert clone.schedule.get_config() == gan.schedule.get_config()
 

@@ -145,8 +145,13 @@ class GanConfig:
         default_factory=lambda: {"4": 128, "8": 128, "16": 128, "32": 64, "64": 32, "128": 16})
     total_kimg: float = 12000.0
     n_critic: int = 1
+    # "wgan_gp": PGGAN's WGAN-GP + drift (gp_weight, drift_weight); "logistic_r1": StyleGAN's non-saturating
+    # logistic loss with the R1 penalty on reals (r1_gamma, lazy every r1_every critic steps).
+    loss: str = "wgan_gp"
     gp_weight: float = 10.0
     drift_weight: float = 0.001
+    r1_gamma: float = 10.0
+    r1_every: int = 1
     ema_beta: float = 0.999
     mbstd_group_size: int = 4
     checkpoint_every: int = 500         # steps between checkpoints (a killed run loses at most this many)

@@ -2,7 +2,10 @@
 
 Loss: WGAN-GP with PGGAN's drift term (`loss.py` of the official code): the critic minimises
 `D(fake) - D(real) + lambda * (||grad D(mix)|| - 1)**2 + eps_drift * D(real)**2` with lambda = 10 and
-eps_drift = 0.001, the generator minimises `-D(fake)`; `n_critic` critic steps (each on its own slice of the real
+eps_drift = 0.001, the generator minimises `-D(fake)`. `loss="logistic_r1"` is the alternative of StyleGAN
+(Karras et al. 2019/2020, `loss.py` of stylegan2): the critic minimises `softplus(D(fake)) + softplus(-D(real))
++ gamma/2 * ||grad D(real)||**2`, the generator the non-saturating `softplus(-D(fake))`; the R1 term may be lazy
+(every `r1_every` critic steps, scaled by `r1_every`), which saves its double backward on the other steps. `n_critic` critic steps (each on its own slice of the real
 batch) per generator step, 1 as in PGGAN. Adam(lr 0.001, beta1 0, beta2 0.99, eps 1e-8) for both networks, and an
 exponential moving average of the generator weights (PGGAN's `Gs`, beta 0.999) used for sampling.
 
@@ -47,16 +50,25 @@ class ProgressiveGAN(keras.Model):
         discriminator: a `ProgressiveDiscriminator` with the same `max_resolution` and `num_channels`.
         schedule: a `GrowthSchedule` (or its config dict) with the same `max_resolution`.
         n_critic: critic steps per generator step; the real batch is split into this many equal slices.
-        gp_weight: lambda of the gradient penalty.
-        drift_weight: eps_drift, keeps critic scores of reals near zero.
+        loss: "wgan_gp" (PGGAN) or "logistic_r1" (StyleGAN's non-saturating logistic loss with R1).
+        gp_weight: lambda of the gradient penalty (wgan_gp).
+        drift_weight: eps_drift, keeps critic scores of reals near zero (wgan_gp).
+        r1_gamma: gamma of the R1 penalty on reals (logistic_r1).
+        r1_every: apply R1 on every this many critic steps, weighted by it (logistic_r1; 1 = every step).
         ema_beta: generator weight smoothing for `generator_ema`; None disables the EMA copy.
         reset_optimizers_on_phase_change: zero the Adam state when a fade-in starts or ends (PGGAN default).
         g_optimizer, d_optimizer: optimizers; default `pggan_adam()`.
         seed: seed of the latent and mixing-factor draws in `train_step`.
+
+    Metrics: `gp` is the loss's gradient penalty (WGAN-GP's on mixes, or R1's mean squared norm on reals, averaged
+    over the steps that computed it), `wasserstein` the mean critic score gap D(real) - D(fake) under either loss.
     """
+
+    LOSSES = ("wgan_gp", "logistic_r1")
 
     def __init__(self, generator: ProgressiveGenerator, discriminator: ProgressiveDiscriminator, schedule,
                  n_critic: int = 1, gp_weight: float = 10.0, drift_weight: float = 0.001,
+                 loss: str = "wgan_gp", r1_gamma: float = 10.0, r1_every: int = 1,
                  ema_beta: Optional[float] = 0.999, reset_optimizers_on_phase_change: bool = True,
                  g_optimizer: Optional[keras.optimizers.Optimizer] = None,
                  d_optimizer: Optional[keras.optimizers.Optimizer] = None, seed: Optional[int] = None, **kwargs):
@@ -71,6 +83,12 @@ class ProgressiveGAN(keras.Model):
                              f"{generator.num_channels}, {discriminator.num_channels}")
         if int(n_critic) != n_critic or n_critic < 1:
             raise ValueError(f"`n_critic` must be a positive integer. Received: n_critic={n_critic!r}")
+        if loss not in self.LOSSES:
+            raise ValueError(f"`loss` must be one of {self.LOSSES}. Received: loss={loss!r}")
+        if int(r1_every) != r1_every or r1_every < 1:
+            raise ValueError(f"`r1_every` must be a positive integer. Received: r1_every={r1_every!r}")
+        if r1_gamma < 0:
+            raise ValueError(f"`r1_gamma` must be >= 0. Received: r1_gamma={r1_gamma!r}")
         if ema_beta is not None and not 0.0 <= ema_beta < 1.0:
             raise ValueError(f"`ema_beta` must be in [0, 1) or None. Received: ema_beta={ema_beta!r}")
         self.generator = generator
@@ -79,6 +97,9 @@ class ProgressiveGAN(keras.Model):
         self.n_critic = int(n_critic)
         self.gp_weight = float(gp_weight)
         self.drift_weight = float(drift_weight)
+        self.loss_name = loss
+        self.r1_gamma = float(r1_gamma)
+        self.r1_every = int(r1_every)
         self.ema_beta = None if ema_beta is None else float(ema_beta)
         self.reset_optimizers_on_phase_change = bool(reset_optimizers_on_phase_change)
         self.seed = seed
@@ -235,6 +256,9 @@ class ProgressiveGAN(keras.Model):
         return [v for _, v in pairs]
 
     def _critic_step(self, reals, level: int, alpha):
+        """One critic update; returns (loss, penalty, penalty weight 0/1 for the metric, drift, score gap)."""
+        if self.loss_name == "logistic_r1":
+            return self._logistic_r1_critic_step(reals, level, alpha)
         batch_size = tf.shape(reals)[0]
         fakes = self.generator(self._latents(batch_size), level=level, alpha=alpha)
         mix = keras.random.uniform((batch_size, 1, 1, 1), seed=self.seed_generator)
@@ -251,12 +275,44 @@ class ProgressiveGAN(keras.Model):
             drift = tf.square(real_scores)
             loss = tf.reduce_mean(fake_scores - real_scores + self.gp_weight * penalty + self.drift_weight * drift)
         self._apply(self.d_optimizer, tape, loss, self.discriminator.trainable_variables)
-        return loss, tf.reduce_mean(penalty), tf.reduce_mean(drift), tf.reduce_mean(real_scores - fake_scores)
+        return (loss, tf.reduce_mean(penalty), tf.constant(1.0), tf.reduce_mean(drift),
+                tf.reduce_mean(real_scores - fake_scores))
+
+    def _r1_penalty(self, reals, level: int, alpha):
+        """Mean over the batch of ||grad_x D(x)||^2 at the reals (Mescheder et al. 2018), differentiable in D."""
+        with tf.GradientTape() as r1_tape:
+            r1_tape.watch(reals)
+            real_score_sum = tf.reduce_sum(self.discriminator(reals, level=level, alpha=alpha))
+        real_grads = r1_tape.gradient(real_score_sum, reals)
+        return tf.reduce_mean(tf.reduce_sum(tf.square(real_grads), axis=[1, 2, 3]))
+
+    def _logistic_r1_critic_step(self, reals, level: int, alpha):
+        batch_size = tf.shape(reals)[0]
+        fakes = self.generator(self._latents(batch_size), level=level, alpha=alpha)
+        # Lazy R1: Adam's step counter picks the steps that regularise (it restarts with the optimizer state).
+        regularise = tf.equal(self.d_optimizer.iterations % self.r1_every, 0)
+        with tf.GradientTape() as tape:
+            real_scores = self.discriminator(reals, level=level, alpha=alpha)[:, 0]
+            fake_scores = self.discriminator(fakes, level=level, alpha=alpha)[:, 0]
+            loss = tf.reduce_mean(tf.nn.softplus(fake_scores) + tf.nn.softplus(-real_scores))
+            if self.r1_every == 1:
+                penalty = self._r1_penalty(reals, level, alpha)
+            else:
+                penalty = tf.cond(regularise, lambda: self._r1_penalty(reals, level, alpha),
+                                  lambda: tf.constant(0.0))
+            loss = loss + (0.5 * self.r1_gamma * self.r1_every) * penalty
+        self._apply(self.d_optimizer, tape, loss, self.discriminator.trainable_variables)
+        return (loss, penalty, tf.cast(regularise, tf.float32), tf.constant(0.0),
+                tf.reduce_mean(real_scores - fake_scores))
 
     def _generator_step(self, batch_size, level: int, alpha):
         with tf.GradientTape() as tape:
             fakes = self.generator(self._latents(batch_size), level=level, alpha=alpha)
-            loss = -tf.reduce_mean(self.discriminator(fakes, level=level, alpha=alpha))
+            fake_scores = self.discriminator(fakes, level=level, alpha=alpha)
+            if self.loss_name == "logistic_r1":
+                loss = tf.reduce_mean(tf.nn.softplus(-fake_scores))   # non-saturating
+            else:
+                loss = -tf.reduce_mean(fake_scores)
         updated = self._apply(self.g_optimizer, tape, loss, self.generator.trainable_variables)
         if self.generator_ema is not None:
             # Only variables used at this level change, and the EMA of an unchanged variable is itself.
@@ -280,9 +336,9 @@ class ProgressiveGAN(keras.Model):
                              f"Received batch size: {static_batch}")
         chunks = tf.split(reals, self.n_critic, axis=0) if self.n_critic > 1 else [reals]
         for chunk in chunks:
-            d_loss, penalty, drift, wasserstein = self._critic_step(chunk, level, alpha)
+            d_loss, penalty, penalty_weight, drift, wasserstein = self._critic_step(chunk, level, alpha)
             self.d_loss_tracker.update_state(d_loss)
-            self.gp_tracker.update_state(penalty)
+            self.gp_tracker.update_state(penalty, sample_weight=penalty_weight)
             self.drift_tracker.update_state(drift)
             self.wasserstein_tracker.update_state(wasserstein)
         g_loss = self._generator_step(tf.shape(chunks[0])[0], level, alpha)
@@ -303,7 +359,8 @@ class ProgressiveGAN(keras.Model):
             "generator": keras.saving.serialize_keras_object(self.generator),
             "discriminator": keras.saving.serialize_keras_object(self.discriminator),
             "schedule": self.schedule.get_config(), "n_critic": self.n_critic, "gp_weight": self.gp_weight,
-            "drift_weight": self.drift_weight, "ema_beta": self.ema_beta,
+            "drift_weight": self.drift_weight, "loss": self.loss_name, "r1_gamma": self.r1_gamma,
+            "r1_every": self.r1_every, "ema_beta": self.ema_beta,
             "reset_optimizers_on_phase_change": self.reset_optimizers_on_phase_change, "seed": self.seed})
         return config
 

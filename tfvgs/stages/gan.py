@@ -55,7 +55,8 @@ def build_gan(config) -> ProgressiveGAN:
                                              fmap_max=g.fmap_max, mbstd_group_size=g.mbstd_group_size,
                                              name="discriminator")
     return ProgressiveGAN(generator, discriminator, build_schedule(config), n_critic=g.n_critic,
-                          gp_weight=g.gp_weight, drift_weight=g.drift_weight, ema_beta=g.ema_beta, seed=config.seed)
+                          gp_weight=g.gp_weight, drift_weight=g.drift_weight, loss=g.loss,
+                          r1_gamma=g.r1_gamma, r1_every=g.r1_every, ema_beta=g.ema_beta, seed=config.seed)
 
 
 def describe(phase: GrowthPhase, with_alpha: bool = True) -> str:
