@@ -5,9 +5,10 @@ Loss: WGAN-GP with PGGAN's drift term (`loss.py` of the official code): the crit
 eps_drift = 0.001, the generator minimises `-D(fake)`. `loss="logistic_r1"` is the alternative of StyleGAN
 (Karras et al. 2019/2020, `loss.py` of stylegan2): the critic minimises `softplus(D(fake)) + softplus(-D(real))
 + gamma/2 * ||grad D(real)||**2`, the generator the non-saturating `softplus(-D(fake))`; the R1 term may be lazy
-(every `r1_every` critic steps, scaled by `r1_every`), which saves its double backward on the other steps. `n_critic` critic steps (each on its own slice of the real
-batch) per generator step, 1 as in PGGAN. Adam(lr 0.001, beta1 0, beta2 0.99, eps 1e-8) for both networks, and an
-exponential moving average of the generator weights (PGGAN's `Gs`, beta 0.999) used for sampling.
+(every `r1_every` critic steps, scaled by `r1_every`), which saves its double backward on the other steps.
+`n_critic` critic steps (each on its own slice of the real batch) per generator step, 1 as in PGGAN.
+Adam(lr 0.001, beta1 0, beta2 0.99, eps 1e-8) for both networks, and an exponential moving average of the
+generator weights (PGGAN's `Gs`, beta 0.999) used for sampling.
 
 Progressive growing: `images_shown` (real images given to the critic, a checkpointed int64 variable) is the only
 training-progress state; `GrowthSchedule` turns it into a level and a fade-in alpha. The level is a Python int that
