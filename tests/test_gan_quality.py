@@ -81,6 +81,28 @@ def test_attribute_distribution_and_total_variation_on_hand_built_descriptions()
                                                                  "2": pytest.approx(1 / 3)}
 
 
+def test_kept_statistics_count_only_well_formed_images_and_expose_a_collapse():
+    # Every confident sample is gray: well-formed is high, but the kept colours are not the rendered ones.
+    generated = [{"objects": [_obj(color="gray")], "confident": True},
+                 {"objects": [_obj(color="gray"), _obj(color="gray")], "confident": True},
+                 {"objects": [_obj(color="red")], "confident": False}]
+    real = [{"objects": [_obj(color="red")], "confident": True},
+            {"objects": [_obj(color="blue"), _obj(color="gray")], "confident": True},
+            {"objects": [_obj(color="gray")], "confident": False}]
+    kept = gan_quality.kept_statistics(generated, real)
+    assert (kept["num_generated"], kept["num_real"]) == (2, 2)
+    assert kept["attributes"]["generated"]["color"]["gray"] == 1.0      # the unconfident red sample is left out
+    assert kept["attributes"]["real"]["color"] == pytest.approx(
+        dict(dict.fromkeys(ATTRIBUTES["color"], 0.0), red=1 / 3, blue=1 / 3, gray=1 / 3))
+    assert kept["attributes"]["total_variation"]["color"] == pytest.approx(2 / 3)
+    assert kept["attributes"]["total_variation"]["shape"] == pytest.approx(0.0)
+    assert kept["mean_objects_generated"] == pytest.approx(1.5) and kept["mean_objects_real"] == pytest.approx(1.5)
+    # Nothing kept on one side: no TV and no mean, rather than a misleading 0.
+    none_kept = gan_quality.kept_statistics(generated[2:], real)
+    assert none_kept["num_generated"] == 0 and none_kept["mean_objects_generated"] is None
+    assert all(tv is None for tv in none_kept["attributes"]["total_variation"].values())
+
+
 def test_attribute_distribution_rejects_unknown_values():
     with pytest.raises(ValueError, match="Unknown color"):
         gan_quality.attribute_distribution([{"objects": [_obj(color="mauve")]}])
@@ -141,6 +163,9 @@ def test_report_runs_end_to_end_and_writes_json_plots_and_history(tiny_models, t
         assert sum(report["attributes"]["generated"][family].values()) == pytest.approx(1.0)
         assert 0.0 <= report["attributes"]["total_variation"][family] <= 1.0
     assert sum(report["object_counts"]["generated"].values()) == pytest.approx(1.0)
+    kept = report["kept"]
+    assert kept["num_generated"] == round(report["well_formed_fraction"] * 7)
+    assert kept["num_real"] == round(report["real_well_formed_fraction"] * 6)
 
     # The same seeds give the same samples, so the same report.
     again = gan_quality.quality_report(generator, segmenter, reals, 7, config, seed=3, batch_size=5, kid_subsets=3)

@@ -241,6 +241,9 @@ class PhaseQuality:
             for family, value in report["attributes"]["total_variation"].items():
                 if value is not None:
                     tf.summary.scalar(f"quality/attribute_tv_{family}", value)
+            for family, value in report["kept"]["attributes"]["total_variation"].items():
+                if value is not None:
+                    tf.summary.scalar(f"quality/kept_attribute_tv_{family}", value)
         self.writer.flush()
         print(f"[gan] quality {'during' if during else 'after'} {describe(finished, with_alpha=during)} ({shown} "
               f"images, measured at alpha {measured_alpha:g}): "
