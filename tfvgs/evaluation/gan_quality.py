@@ -173,6 +173,21 @@ def total_variation(p: Mapping[Any, float], q: Mapping[Any, float]) -> Optional[
     return float(0.5 * sum(abs(p.get(k, 0.0) - q.get(k, 0.0)) for k in keys))
 
 
+def compare_attributes(fake_descriptions: Iterable[Mapping[str, Any]],
+                       real_descriptions: Iterable[Mapping[str, Any]]) -> Dict[str, Any]:
+    """{generated, real, total_variation}: the attribute distributions of both sides and their TV per family."""
+    fake_attributes, real_attributes = attribute_distribution(fake_descriptions), attribute_distribution(
+        real_descriptions)
+    return {"generated": fake_attributes, "real": real_attributes,
+            "total_variation": {f: total_variation(fake_attributes[f], real_attributes[f])
+                                for f in ATTRIBUTE_FAMILIES}}
+
+
+def mean_objects(descriptions: Sequence[Mapping[str, Any]]) -> Optional[float]:
+    """Described objects per image (None for no images)."""
+    return float(np.mean([len(d["objects"]) for d in descriptions])) if descriptions else None
+
+
 def kept_statistics(fake_descriptions: Sequence[Mapping[str, Any]],
                     real_descriptions: Sequence[Mapping[str, Any]]) -> Dict[str, Any]:
     """The attribute and object-count statistics of the well-formed images only, generated vs rendered.
@@ -183,15 +198,8 @@ def kept_statistics(fake_descriptions: Sequence[Mapping[str, Any]],
     """
     fake_kept = [d for d in fake_descriptions if well_formed(d)]
     real_kept = [d for d in real_descriptions if well_formed(d)]
-    fake_attributes, real_attributes = attribute_distribution(fake_kept), attribute_distribution(real_kept)
-
-    def mean_objects(descriptions):
-        return float(np.mean([len(d["objects"]) for d in descriptions])) if descriptions else None
-
     return {"num_generated": len(fake_kept), "num_real": len(real_kept),
-            "attributes": {"generated": fake_attributes, "real": real_attributes,
-                           "total_variation": {f: total_variation(fake_attributes[f], real_attributes[f])
-                                               for f in ATTRIBUTE_FAMILIES}},
+            "attributes": compare_attributes(fake_kept, real_kept),
             "mean_objects_generated": mean_objects(fake_kept), "mean_objects_real": mean_objects(real_kept)}
 
 
@@ -289,8 +297,6 @@ def quality_report(generator, segmenter, real_images, num_samples: int, config, 
     fake_features, fake_descriptions = _measure(segmenter, generated_batches(), describe_options)
     real_features, real_descriptions = _measure(segmenter, real_batches(), describe_options)
     kid = kernel_distance(fake_features, real_features, kid_subsets, kid_subset_size, seed)
-    fake_attributes, real_attributes = attribute_distribution(fake_descriptions), attribute_distribution(
-        real_descriptions)
     fake_counts, real_counts = object_count_distribution(fake_descriptions), object_count_distribution(
         real_descriptions)
     report = dict(info or {})
@@ -299,14 +305,12 @@ def quality_report(generator, segmenter, real_images, num_samples: int, config, 
         **kid,
         "well_formed_fraction": float(np.mean([well_formed(d) for d in fake_descriptions])),
         "real_well_formed_fraction": float(np.mean([well_formed(d) for d in real_descriptions])),
-        "attributes": {"generated": fake_attributes, "real": real_attributes,
-                       "total_variation": {f: total_variation(fake_attributes[f], real_attributes[f])
-                                           for f in ATTRIBUTE_FAMILIES},
+        "attributes": {**compare_attributes(fake_descriptions, real_descriptions),
                        "num_objects_generated": sum(len(d["objects"]) for d in fake_descriptions),
                        "num_objects_real": sum(len(d["objects"]) for d in real_descriptions)},
         "object_counts": {"generated": fake_counts, "real": real_counts,
-                          "mean_generated": float(np.mean([len(d["objects"]) for d in fake_descriptions])),
-                          "mean_real": float(np.mean([len(d["objects"]) for d in real_descriptions])),
+                          "mean_generated": mean_objects(fake_descriptions),
+                          "mean_real": mean_objects(real_descriptions),
                           "total_variation": total_variation(fake_counts, real_counts)},
         "kept": kept_statistics(fake_descriptions, real_descriptions),
         "num_samples": num_samples, "num_real": int(len(real_images)), "feature_dim": int(fake_features.shape[1]),

@@ -238,12 +238,10 @@ class PhaseQuality:
         with self.writer.as_default(step=step):
             for key in ("fid", "kid", "well_formed_fraction"):
                 tf.summary.scalar(f"quality/{key}", report[key])
-            for family, value in report["attributes"]["total_variation"].items():
-                if value is not None:
-                    tf.summary.scalar(f"quality/attribute_tv_{family}", value)
-            for family, value in report["kept"]["attributes"]["total_variation"].items():
-                if value is not None:
-                    tf.summary.scalar(f"quality/kept_attribute_tv_{family}", value)
+            for prefix, attributes in (("", report["attributes"]), ("kept_", report["kept"]["attributes"])):
+                for family, value in attributes["total_variation"].items():
+                    if value is not None:
+                        tf.summary.scalar(f"quality/{prefix}attribute_tv_{family}", value)
         self.writer.flush()
         print(f"[gan] quality {'during' if during else 'after'} {describe(finished, with_alpha=during)} ({shown} "
               f"images, measured at alpha {measured_alpha:g}): "
