@@ -52,7 +52,8 @@ def measure(resolution: int, args, jit: bool) -> dict:
     max_resolution = args.max_resolution or resolution
     generator = ProgressiveGenerator(latent_dim=args.latent_dim, max_resolution=max_resolution,
                                      fmap_base=args.fmap_base, fmap_max=args.fmap_max)
-    discriminator = ProgressiveDiscriminator(max_resolution=max_resolution, fmap_base=args.fmap_base,
+    discriminator = ProgressiveDiscriminator(max_resolution=max_resolution,
+                                             fmap_base=args.discriminator_fmap_base or args.fmap_base,
                                              fmap_max=args.fmap_max)
     # Starting at the measured resolution: the first phase (600 kimg) trains exactly that level with alpha = 1.
     schedule = GrowthSchedule(max_resolution, base_resolution=resolution, minibatch_base=args.batch)
@@ -78,7 +79,7 @@ def measure(resolution: int, args, jit: bool) -> dict:
     return {"benchmark": "gan_train_step", "resolution": resolution, "max_resolution": max_resolution,
             "jit_compile": jit, "batch": args.batch,
             "n_critic": args.n_critic, "loss": args.loss, "r1_every": args.r1_every, "latent_dim": args.latent_dim,
-            "fmap_base": args.fmap_base,
+            "fmap_base": args.fmap_base, "discriminator_fmap_base": args.discriminator_fmap_base or args.fmap_base,
             "fmap_max": args.fmap_max, "h4_channels": generator.h4_channels,
             "g_params": generator.count_params() - 1, "d_params": discriminator.count_params() - 1,
             "steps": args.steps, "seconds": round(seconds, 3), "warmup_seconds": round(warmup_seconds, 2),
@@ -93,6 +94,7 @@ def main(argv=None):
                         help="build the networks for this size and train at lower levels (default: each resolution)")
     parser.add_argument("--latent_dim", type=int, default=100)
     parser.add_argument("--fmap_base", type=int, default=512)
+    parser.add_argument("--discriminator_fmap_base", type=int, default=0, help="the critic's (0: --fmap_base)")
     parser.add_argument("--fmap_max", type=int, default=128)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--n_critic", type=int, default=1)

@@ -94,6 +94,25 @@ def test_stage_grows_through_every_phase_and_saves_the_ema_generator(trained):
                                                                           gan.generator.weights))
 
 
+def test_a_narrower_critic_than_generator_trains_through_every_phase(tiny_world, tmp_path):
+    # gan.discriminator_fmap_base sets the critic's width alone; the generator (and its h4) keeps gan.fmap_base
+    config = short_config("gan.total_kimg=0.16", "gan.fmap_base=256", "gan.discriminator_fmap_base=64")
+    stage = GanStage(config, str(tmp_path / "w"), tiny_world["scenes"])
+    logs, _ = run_quietly(stage)
+    assert logs["images_shown"] == 160 and np.isfinite(logs["d_loss"]) and np.isfinite(logs["g_loss"])
+    gan, _, _ = stage.restore()
+    # tiny: fmap_max 32; nf(s) = min(base / 2**s, 32) at 4-32 px: generator 32/32/32/16, critic 32/16/8/4
+    assert [gan.generator.channels_at(level) for level in range(4)] == [32, 32, 32, 16]
+    assert [gan.discriminator.from_rgb_32x32.kernel.shape[-1], gan.discriminator.from_rgb_4x4.kernel.shape[-1]] \
+        == [4, 32]
+    assert gan_io.load_generator(stage.workdir).channels_at(3) == 16
+
+
+def test_a_negative_critic_width_is_refused_by_name():
+    with pytest.raises(ValueError, match=r"gan.discriminator_fmap_base.*Received: -1"):
+        GanStage(short_config("gan.discriminator_fmap_base=-1"), "unused", "unused").build_model()
+
+
 def test_stage_writes_checkpoints_and_tensorboard(trained):
     stage = trained["stage"]
     assert latest_step(stage.checkpoint_dir) == 40

@@ -138,6 +138,9 @@ class GanConfig:
     latent_dim: int = 100               # paper 000: z in R^100
     fmap_base: int = 8192               # channels at stage s: min(fmap_base / 2**s, fmap_max)
     fmap_max: int = 512                 # paper size: h4 has 512 units
+    # The critic's fmap_base, when it differs from the generator's (0: the same). A critic that already tells the
+    # fakes apart needs no more width than the generator it judges; its passes dominate the step's work.
+    discriminator_fmap_base: int = 0
     lod_training_kimg: float = 600.0    # images shown (thousands) per stable phase (official preset-v2-1gpu)
     lod_transition_kimg: float = 600.0  # ... and per fade-in
     minibatch_base: int = 4

@@ -51,7 +51,11 @@ def build_gan(config) -> ProgressiveGAN:
     keras.utils.set_random_seed(config.seed)
     generator = ProgressiveGenerator(latent_dim=g.latent_dim, max_resolution=config.world.image_size,
                                      fmap_base=g.fmap_base, fmap_max=g.fmap_max, name="generator")
-    discriminator = ProgressiveDiscriminator(max_resolution=config.world.image_size, fmap_base=g.fmap_base,
+    if g.discriminator_fmap_base < 0:
+        raise ValueError(f"`gan.discriminator_fmap_base` must be >= 0 (0: gan.fmap_base). "
+                         f"Received: {g.discriminator_fmap_base!r}")
+    discriminator = ProgressiveDiscriminator(max_resolution=config.world.image_size,
+                                             fmap_base=g.discriminator_fmap_base or g.fmap_base,
                                              fmap_max=g.fmap_max, mbstd_group_size=g.mbstd_group_size,
                                              name="discriminator")
     return ProgressiveGAN(generator, discriminator, build_schedule(config), n_critic=g.n_critic,
