@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -111,6 +112,23 @@ def test_a_narrower_critic_than_generator_trains_through_every_phase(tiny_world,
 def test_a_negative_critic_width_is_refused_by_name():
     with pytest.raises(ValueError, match=r"gan.discriminator_fmap_base.*Received: -1"):
         GanStage(short_config("gan.discriminator_fmap_base=-1"), "unused", "unused").build_model()
+
+
+def test_gan_learning_rate_sets_both_adams_and_outlives_the_phase_resets(tiny_world, tmp_path):
+    stage = GanStage(short_config("gan.total_kimg=0.16", "gan.learning_rate=0.003"), str(tmp_path / "w"),
+                     tiny_world["scenes"])
+    run_quietly(stage)            # six phase changes, each resetting Adam's moments
+    gan, _, _ = stage.restore()
+    assert [float(keras.ops.convert_to_numpy(o.learning_rate)) for o in (gan.g_optimizer, gan.d_optimizer)] \
+        == pytest.approx([0.003, 0.003])
+    default = GanStage(short_config(), "unused", "unused").build_model()
+    assert float(keras.ops.convert_to_numpy(default.g_optimizer.learning_rate)) == pytest.approx(0.001)
+
+
+@pytest.mark.parametrize("rate", ["0", "-0.001"])
+def test_a_non_positive_gan_learning_rate_is_refused(rate):
+    with pytest.raises(ValueError, match=rf"learning rate must be > 0. Received: learning_rate={rate}"):
+        GanStage(short_config(f"gan.learning_rate={rate}"), "unused", "unused").build_model()
 
 
 def test_stage_writes_checkpoints_and_tensorboard(trained):

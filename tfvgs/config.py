@@ -148,6 +148,7 @@ class GanConfig:
         default_factory=lambda: {"4": 128, "8": 128, "16": 128, "32": 64, "64": 32, "128": 16})
     total_kimg: float = 12000.0
     n_critic: int = 1
+    learning_rate: float = 0.001        # both Adams (PGGAN: 0.001, beta1 0, beta2 0.99, eps 1e-8)
     # "wgan_gp": PGGAN's WGAN-GP + drift (gp_weight, drift_weight); "logistic_r1": StyleGAN's non-saturating
     # logistic loss with the R1 penalty on reals (r1_gamma, lazy every r1_every critic steps).
     loss: str = "wgan_gp"

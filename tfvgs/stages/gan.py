@@ -32,7 +32,8 @@ import tensorflow as tf
 from tfvgs import data, gan_io, schema, training, workdir as layout
 from tfvgs.evaluation import gan_quality
 from tfvgs.config import GanConfig
-from tfvgs.gan import GrowthPhase, GrowthSchedule, ProgressiveDiscriminator, ProgressiveGAN, ProgressiveGenerator
+from tfvgs.gan import (GrowthPhase, GrowthSchedule, ProgressiveDiscriminator, ProgressiveGAN, ProgressiveGenerator,
+                       pggan_adam)
 from tfvgs.stages.step import Step
 
 LOSS_NAMES = ("d_loss", "g_loss", "gp", "drift", "wasserstein")
@@ -60,7 +61,9 @@ def build_gan(config) -> ProgressiveGAN:
                                              name="discriminator")
     return ProgressiveGAN(generator, discriminator, build_schedule(config), n_critic=g.n_critic,
                           gp_weight=g.gp_weight, drift_weight=g.drift_weight, loss=g.loss,
-                          r1_gamma=g.r1_gamma, r1_every=g.r1_every, ema_beta=g.ema_beta, seed=config.seed)
+                          r1_gamma=g.r1_gamma, r1_every=g.r1_every, ema_beta=g.ema_beta, seed=config.seed,
+                          g_optimizer=pggan_adam("g_adam", g.learning_rate),
+                          d_optimizer=pggan_adam("d_adam", g.learning_rate))
 
 
 def describe(phase: GrowthPhase, with_alpha: bool = True) -> str:
@@ -424,7 +427,7 @@ class GanStage(Step):
             if progress.non_finite is not None:
                 raise training.NonFiniteLossError(
                     f"non-finite loss at step {progress.step} ({describe(gan.phase)}): {progress.non_finite}. "
-                    f"Stopped; {last_good()}. Check the data, or lower the learning rate (tfvgs.gan.pggan_adam).")
+                    f"Stopped; {last_good()}. Check the data, or lower gan.learning_rate.")
             last_logs = {k: float(v[-1]) for k, v in history.history.items() if v}
             previous, phase = phase, gan.sync_phase()   # resets Adam at a phase change *before* a checkpoint
             if (phase.level, phase.in_transition) != (previous.level, previous.in_transition):
