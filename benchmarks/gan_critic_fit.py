@@ -49,13 +49,16 @@ def main(argv=None):
     sets = {"train_reals": stage.images("train", args.images), "val_reals": stage.images("val", args.images),
             "fakes_ema": np.concatenate([np.asarray(gan.sampling_generator(z[i:i + args.batch], training=False))
                                          for i in range(0, args.images, args.batch)])}
+    lines = []
     for name, images in sets.items():
         s = scores(images)
-        print(json.dumps({"benchmark": "gan_critic_fit", "workdir": args.workdir, "set": name, "images": len(s),
-                          "images_shown": int(gan.images_shown.numpy()), "resolution": phase.resolution,
-                          "alpha": round(float(phase.alpha), 3), "score_mean": round(float(s.mean()), 4),
-                          "score_sd": round(float(s.std()), 4), "fraction_real": round(float(np.mean(s > 0)), 4),
-                          "r_t": round(float(np.mean(np.sign(s))), 4)}), flush=True)
+        lines.append({"benchmark": "gan_critic_fit", "workdir": args.workdir, "set": name, "images": len(s),
+                      "images_shown": int(gan.images_shown.numpy()), "resolution": phase.resolution,
+                      "alpha": round(float(phase.alpha), 3), "score_mean": round(float(s.mean()), 4),
+                      "score_sd": round(float(s.std()), 4), "fraction_real": round(float(np.mean(s > 0)), 4),
+                      "r_t": round(float(np.mean(np.sign(s))), 4)})
+        print(json.dumps(lines[-1]), flush=True)
+    return lines
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ resolution up to 32 px in seconds; quality is not tested here, only training mec
 import contextlib
 import glob
 import io
+import json
 import os
 import re
 import subprocess
@@ -323,6 +324,25 @@ def test_sigkill_and_rerun_continues_growth_from_the_last_checkpoint(tiny_world,
 
 
 # --- the draw tool ---------------------------------------------------------------------------------------------------
+
+def test_critic_fit_benchmark_scores_train_val_and_generated_images(trained, tiny_world, capsys):
+    from benchmarks import gan_critic_fit
+    lines = gan_critic_fit.main(["--workdir", trained["workdir"], "--data_dir", tiny_world["scenes"],
+                                 "--images", "8", "--batch", "4"])
+    assert [line["set"] for line in lines] == ["train_reals", "val_reals", "fakes_ema"]
+    printed = [json.loads(row) for row in capsys.readouterr().out.splitlines() if row.startswith("{")]
+    assert printed == lines
+    for line in lines:
+        assert 2 <= line["images"] <= 8 and line["images_shown"] == 160 and line["resolution"] == 32
+        assert np.isfinite(line["score_mean"]) and line["score_sd"] >= 0
+        assert line["r_t"] == pytest.approx(2 * line["fraction_real"] - 1, abs=1e-3)   # float scores: no zeros
+
+
+def test_critic_fit_benchmark_names_a_workdir_without_a_gan(tmp_path):
+    from benchmarks import gan_critic_fit
+    with pytest.raises(SystemExit, match=re.escape(str(tmp_path))):
+        gan_critic_fit.main(["--workdir", str(tmp_path), "--data_dir", str(tmp_path)])
+
 
 def png_array(path):
     with Image.open(path) as image:
