@@ -323,7 +323,7 @@ def test_sigkill_and_rerun_continues_growth_from_the_last_checkpoint(tiny_world,
     assert latest_step(ckpt_dir) == killed_at + 5
 
 
-# --- the draw tool ---------------------------------------------------------------------------------------------------
+# --- the critic-fit benchmark ---------------------------------------------------------------------------------------
 
 def test_critic_fit_benchmark_scores_train_val_and_generated_images(trained, tiny_world, capsys):
     from benchmarks import gan_critic_fit
@@ -343,6 +343,8 @@ def test_critic_fit_benchmark_names_a_workdir_without_a_gan(tmp_path):
     with pytest.raises(SystemExit, match=re.escape(str(tmp_path))):
         gan_critic_fit.main(["--workdir", str(tmp_path), "--data_dir", str(tmp_path)])
 
+
+# --- the draw tool ---------------------------------------------------------------------------------------------------
 
 def png_array(path):
     with Image.open(path) as image:

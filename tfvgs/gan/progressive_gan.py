@@ -38,7 +38,7 @@ from tfvgs.gan.progressive_generator import ProgressiveGenerator
 
 
 def pggan_adam(name: Optional[str] = None, learning_rate: float = 0.001) -> keras.optimizers.Adam:
-    """The optimizer of PGGAN: Adam(lr 0.001, beta1 0, beta2 0.99, epsilon 1e-8)."""
+    """The optimizer of PGGAN: Adam(lr 0.001, beta1 0, beta2 0.99, epsilon 1e-8); `learning_rate` replaces the 0.001."""
     if not learning_rate > 0:
         raise ValueError(f"The GAN's learning rate must be > 0. Received: learning_rate={learning_rate!r}")
     return keras.optimizers.Adam(learning_rate=float(learning_rate), beta_1=0.0, beta_2=0.99, epsilon=1e-8,
