@@ -132,6 +132,53 @@ def test_a_non_positive_gan_learning_rate_is_refused(rate):
         GanStage(short_config(f"gan.learning_rate={rate}"), "unused", "unused").build_model()
 
 
+class TickingClock:
+    """A stand-in for time.monotonic that advances one second per call: the budget then ends at a fixed step."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        self.now += 1.0
+        return self.now
+
+
+def test_time_budget_stops_saves_and_counts_minutes_across_resumes(tiny_world, tmp_path):
+    workdir = str(tmp_path / "w")
+
+    def stage_with(minutes):
+        stage = GanStage(short_config("gan.total_kimg=0.16", f"gan.max_minutes={minutes}"), workdir,
+                         tiny_world["scenes"])
+        stage.clock = TickingClock()
+        return stage
+
+    logs, console = run_quietly(stage_with(0.1))           # 6 ticks of the clock
+    assert "time budget gan.max_minutes=0.1 spent" in console and "the saved generator is partial" in console
+    assert 0 < logs["images_shown"] < 160 and logs["training_minutes"] >= 0.1
+    info = gan_io.read_info(workdir)
+    assert info["stopped_by_time_budget"] and not info["fully_grown"]
+    assert info["images_shown"] == logs["images_shown"] and info["training_minutes"] == logs["training_minutes"]
+    stage = stage_with(0.1)
+    assert latest_step(stage.checkpoint_dir) == logs["step"]     # checkpointed where it stopped
+    with open(os.path.join(stage.checkpoint_dir, "training_time.json")) as f:
+        record = json.load(f)
+    assert record["step"] == logs["step"] and record["seconds"] >= 6.0
+
+    again, console = run_quietly(stage)                     # the same budget: spent already
+    assert "is spent" in console and "nothing to do" in console and "stopped at" not in console
+    assert again["images_shown"] == logs["images_shown"] and gan_io.read_info(workdir)["stopped_by_time_budget"]
+
+    rest, console = run_quietly(stage_with(0))              # no budget: trains on to total_kimg from the checkpoint
+    assert rest["images_shown"] == 160 and gan_io.read_info(workdir)["fully_grown"]
+    assert not gan_io.read_info(workdir)["stopped_by_time_budget"]
+    assert rest["training_minutes"] > logs["training_minutes"]
+
+
+def test_a_negative_time_budget_is_refused(tiny_world, tmp_path):
+    with pytest.raises(ValueError, match=r"gan.max_minutes must be >= 0 .*Received: -1"):
+        GanStage(short_config("gan.max_minutes=-1"), str(tmp_path / "w"), tiny_world["scenes"]).run()
+
+
 def test_stage_writes_checkpoints_and_tensorboard(trained):
     stage = trained["stage"]
     assert latest_step(stage.checkpoint_dir) == 40

@@ -169,6 +169,10 @@ class GanConfig:
     # ... and also every this many kimg inside a phase (0: only after phases), at the alpha training is at: the
     # curve of a long last phase, where the schedule's length is decided.
     quality_every_kimg: float = 0.0
+    # Wall-clock budget of the stage (minutes, summed over resumes; 0: none): training stops at the first segment
+    # boundary after it is spent, then the last quality report runs and the generator is saved as it stands. On a
+    # slower machine the GAN then sees fewer images instead of making the curriculum hours longer.
+    max_minutes: float = 0.0
 
 
 @dataclasses.dataclass

@@ -3,7 +3,7 @@ is loaded back.
 
     W/<step>/config.json     the config the step ran with (`saved_config` reads these)
     W/<step>/model.keras     its final model; the GAN keeps W/gan/generator.keras (tfvgs.gan_io)
-    W/<step>/checkpoints/    resumable training state
+    W/<step>/checkpoints/    resumable training state (the GAN also keeps training_time.json there)
     W/<step>/tensorboard/    its event files
     W/<step>/done.json       written last: the step finished (`--stage all` skips it)
     W/eval/<stage>/          metrics.json and report.md of `tfvgs.evaluate`
@@ -31,6 +31,11 @@ def config_path(workdir: str, step: str) -> str:
 
 def checkpoint_dir(workdir: str, step: str) -> str:
     return os.path.join(workdir, step, "checkpoints")
+
+
+def training_time_path(workdir: str, step: str) -> str:
+    """The wall-clock seconds a step had trained for at its latest checkpoint (for time budgets across resumes)."""
+    return os.path.join(checkpoint_dir(workdir, step), "training_time.json")
 
 
 def tensorboard_dir(workdir: str, step: str) -> str:

@@ -11,6 +11,9 @@ the EMA generator, both Adam states, `images_shown`, the train-step random strea
 stream indexed by `images_shown` (`reals_dataset`), so a run killed at any moment and started again with the same
 command continues from its last checkpoint with the same growth phase, fade-in alpha, data order and random draws.
 
+`gan.max_minutes` > 0 is a wall-clock budget summed over resumes (`checkpoints/training_time.json`): training stops
+at the first segment boundary after it, and the generator is saved as it stands.
+
 Writes `<workdir>/gan/`: `checkpoints/`, `tensorboard/` (loss terms, alpha, resolution, images shown, img/s, fixed-z
 sample grids), `generator.keras` (the EMA generator; load with `tfvgs.gan_io.load_generator`), `generator.json`,
 and `quality/` (a `tfvgs.evaluation.gan_quality` report after every growth phase, with `history.jsonl` and
@@ -20,6 +23,7 @@ and `quality/` (a `tfvgs.evaluation.gan_quality` report after every growth phase
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import time
@@ -29,7 +33,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfvgs import data, gan_io, schema, training, workdir as layout
+from tfvgs import atomic_files, data, gan_io, schema, training, workdir as layout
 from tfvgs.evaluation import gan_quality
 from tfvgs.config import GanConfig
 from tfvgs.gan import (GrowthPhase, GrowthSchedule, ProgressiveDiscriminator, ProgressiveGAN, ProgressiveGenerator,
@@ -271,7 +275,8 @@ class GanStage(Step):
     RESUME_INVARIANTS = ("seed", "world", "data", *(
         f"gan.{field.name}" for field in dataclasses.fields(GanConfig)
         if field.name not in ("total_kimg", "checkpoint_every", "grid_every", "num_grid_images", "quality_samples",
-                              "quality_split", "quality_every_kimg")))
+                              "quality_split", "quality_every_kimg", "max_minutes")))
+    clock = staticmethod(time.monotonic)   # seconds; tests replace it to run the time budget deterministically
 
     def __init__(self, config, workdir: str, data_dir: str, strategy: Optional[tf.distribute.Strategy] = None):
         super().__init__(config, workdir, data_dir, strategy)
@@ -376,9 +381,13 @@ class GanStage(Step):
         if g.quality_every_kimg < 0:
             raise ValueError(f"gan.quality_every_kimg must be >= 0 (0: reports after phases only). Received: "
                              f"{g.quality_every_kimg!r}")
+        if g.max_minutes < 0:
+            raise ValueError(f"gan.max_minutes must be >= 0 (0: no time budget). Received: {g.max_minutes!r}")
+        started = self.clock()
         total_images = int(round(g.total_kimg * 1000))
         checkpoint_every = max(1, int(g.checkpoint_every))
         gan, manager, step_var = self.restore()
+        trained_before = self.trained_seconds() if manager.latest_checkpoint else 0.0
         schedule = gan.schedule
         if total_images < schedule.images_until_full_resolution():
             print(f"[gan] warning: total_kimg {g.total_kimg:g} ends before {schedule.max_resolution} px is fully "
@@ -391,6 +400,12 @@ class GanStage(Step):
         def shown() -> int:
             return int(gan.images_shown.numpy())
 
+        def seconds() -> float:
+            return trained_before + self.clock() - started
+
+        def out_of_time() -> bool:
+            return g.max_minutes > 0 and seconds() >= 60.0 * g.max_minutes
+
         def last_good() -> str:
             return (f"the last good checkpoint is kept: {manager.latest_checkpoint}" if manager.latest_checkpoint
                     else f"no checkpoint had been written yet in {self.checkpoint_dir}")
@@ -401,11 +416,19 @@ class GanStage(Step):
                     f"non-finite weights at step {progress.step}; stopped without saving, {last_good()}.")
             step_var.assign(progress.step)
             manager.save(checkpoint_number=progress.step)
+            record_time()
+
+        def record_time():
+            atomic_files.write_text(layout.training_time_path(self.workdir, self.name),
+                                    json.dumps({"step": progress.step, "seconds": seconds()}))
 
         phase = gan.sync_phase()
-        to_train = shown() < total_images
-        if not to_train:
+        to_train = shown() < total_images and not out_of_time()
+        if shown() >= total_images:
             print(f"[gan] already trained on {shown()} images (>= {total_images}); nothing to do", flush=True)
+        elif not to_train:
+            print(f"[gan] the time budget gan.max_minutes={g.max_minutes:g} is spent ({trained_before / 60:.1f} min "
+                  f"trained); nothing to do at {shown()} images (raise it to train on)", flush=True)
         else:
             print(f"[gan] training from {shown()} to {total_images} images on {self.num_train_images} train scenes; "
                   f"{describe(phase)}; TensorBoard: tensorboard --logdir {self.tensorboard_dir}", flush=True)
@@ -414,7 +437,20 @@ class GanStage(Step):
             progress.write_grid()
         last_logs: Dict[str, float] = {}
         quality_every = int(round(g.quality_every_kimg * 1000)) if quality is not None else 0
-        while shown() < total_images:
+        stopped_by_time = shown() < total_images and not to_train
+        while to_train and shown() < total_images:
+            if out_of_time():
+                stopped_by_time = True
+                print(f"[gan] time budget gan.max_minutes={g.max_minutes:g} spent after {seconds() / 60:.1f} min: "
+                      f"stopped at {shown()} of {total_images} images ({describe(gan.phase)})", flush=True)
+                if shown() < gan.schedule.images_until_full_resolution():
+                    print(f"[gan] warning: stopped before {gan.schedule.max_resolution} px is fully faded in; the "
+                          f"saved generator is partial (raise gan.max_minutes and rerun to go on)", flush=True)
+                if not (manager.latest_checkpoint or "").endswith(f"-{progress.step}"):
+                    save_checkpoint()       # so that a larger budget resumes exactly here
+                else:
+                    record_time()           # the budget is spent for a rerun with the same one
+                break
             batch = gan.real_batch_size()
             before = shown()
             steps = min(gan.steps_until_next_phase() or math.inf,
@@ -444,12 +480,14 @@ class GanStage(Step):
             if quality is not None:
                 quality(gan, gan.phase, progress.step)
         writer.close()
-        self.save(gan)
+        minutes = seconds() / 60.0
+        self.save(gan, training_minutes=minutes, stopped_by_time_budget=stopped_by_time)
         info = gan_io.read_info(self.workdir)
         rate = progress.images_per_second()
         print(f"[gan] {shown()} images shown ({describe(gan.phase)}); generator saved to {self.model_path}"
               + (f"; {rate:.1f} img/s this run" if math.isfinite(rate) else ""), flush=True)
         return {**last_logs, "images_shown": float(shown()), "step": float(progress.step),
+                "training_minutes": minutes,
                 "resolution": float(info.get("resolution", gan.phase.resolution)), "images_per_second": rate}
 
     def _phase_quality(self, writer) -> Optional[PhaseQuality]:
@@ -470,11 +508,21 @@ class GanStage(Step):
             tf.summary.image("samples/reals", image_grid(images)[None], description="real training images")
         writer.flush()
 
-    def save(self, gan: ProgressiveGAN) -> None:
+    def trained_seconds(self) -> float:
+        """Wall-clock seconds of training up to the latest checkpoint (0 for a new run or one written before the
+        record existed)."""
+        path = layout.training_time_path(self.workdir, self.name)
+        if not tf.io.gfile.exists(path):
+            return 0.0
+        with tf.io.gfile.GFile(path) as f:
+            return float(json.load(f)["seconds"])
+
+    def save(self, gan: ProgressiveGAN, **info) -> None:
         phase = gan.phase
         shown = int(gan.images_shown.numpy())
         full = gan.schedule.images_until_full_resolution()
         gan_io.save_generator(gan.sampling_generator, self.stage_dir, {
             "images_shown": shown, "level": phase.level, "resolution": phase.resolution, "alpha": phase.alpha,
             "fully_grown": phase.level == gan.schedule.max_level and not phase.in_transition,
-            "images_until_full_resolution": full, "ema": gan.generator_ema is not None, "config": self.config.name})
+            "images_until_full_resolution": full, "ema": gan.generator_ema is not None, "config": self.config.name,
+            **info})
