@@ -103,6 +103,23 @@ def test_kept_statistics_count_only_well_formed_images_and_expose_a_collapse():
     assert all(tv is None for tv in none_kept["attributes"]["total_variation"].values())
 
 
+def _scored(shape=0.9, color=0.9, material=0.9, size=0.9):
+    return dict(_obj(), attribute_confidence={"shape": shape, "color": color, "material": material, "size": size})
+
+
+def test_rejection_statistics_name_the_weakest_family_of_the_least_confident_object():
+    descriptions = [{"objects": [_scored()], "confident": True},
+                    {"objects": [], "confident": False},
+                    # the least confident object is the second (0.4 < 0.5); its weakest family is colour
+                    {"objects": [_scored(shape=0.5), _scored(color=0.4, material=0.45)], "confident": False},
+                    {"objects": [_scored(size=0.55)], "confident": False},
+                    {"objects": [_scored(shape=0.3)], "confident": False}]
+    stats = gan_quality.rejection_statistics(descriptions)
+    assert stats == {"num_images": 5, "kept": 1, "no_object": 1,
+                     "weakest_family": {"shape": 1, "color": 1, "material": 0, "size": 1}}
+    assert stats["kept"] + stats["no_object"] + sum(stats["weakest_family"].values()) == stats["num_images"]
+
+
 def test_attribute_distribution_rejects_unknown_values():
     with pytest.raises(ValueError, match="Unknown color"):
         gan_quality.attribute_distribution([{"objects": [_obj(color="mauve")]}])
@@ -166,6 +183,11 @@ def test_report_runs_end_to_end_and_writes_json_plots_and_history(tiny_models, t
     kept = report["kept"]
     assert kept["num_generated"] == round(report["well_formed_fraction"] * 7)
     assert kept["num_real"] == round(report["real_well_formed_fraction"] * 6)
+    for side, count in (("generated", 7), ("real", 6)):
+        rejected = report["rejected"][side]
+        assert rejected["num_images"] == count
+        assert rejected["kept"] + rejected["no_object"] + sum(rejected["weakest_family"].values()) == count
+    assert report["rejected"]["generated"]["kept"] == kept["num_generated"]
 
     # The same seeds give the same samples, so the same report.
     again = gan_quality.quality_report(generator, segmenter, reals, 7, config, seed=3, batch_size=5, kid_subsets=3)

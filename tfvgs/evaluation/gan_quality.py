@@ -203,6 +203,26 @@ def kept_statistics(fake_descriptions: Sequence[Mapping[str, Any]],
             "mean_objects_generated": mean_objects(fake_kept), "mean_objects_real": mean_objects(real_kept)}
 
 
+def rejection_statistics(descriptions: Sequence[Mapping[str, Any]]) -> Dict[str, Any]:
+    """Why images are not well-formed: how many had no object, and for the others, which attribute family was the
+    weakest of their least confident object (the family the drawing leaves most ambiguous to the segmenter).
+
+    Counts in = counts out: num_images = kept + no_object + sum(weakest_family.values()).
+    """
+    no_object, weakest = 0, dict.fromkeys(ATTRIBUTE_FAMILIES, 0)
+    for d in descriptions:
+        if well_formed(d):
+            continue
+        objects = d.get("objects") or ()
+        if not objects:
+            no_object += 1
+            continue
+        least = min(objects, key=lambda o: min(o["attribute_confidence"][f] for f in ATTRIBUTE_FAMILIES))
+        weakest[min(ATTRIBUTE_FAMILIES, key=lambda f: least["attribute_confidence"][f])] += 1
+    return {"num_images": len(descriptions), "kept": sum(1 for d in descriptions if well_formed(d)),
+            "no_object": no_object, "weakest_family": weakest}
+
+
 def object_count_distribution(descriptions: Sequence[Mapping[str, Any]]) -> Dict[str, float]:
     """Fraction of images with each number of described objects, keyed by the count as a string (JSON keys)."""
     counts = np.bincount([len(d.get("objects", ())) for d in descriptions], minlength=1)
@@ -267,7 +287,8 @@ def quality_report(generator, segmenter, real_images, num_samples: int, config, 
     Returns:
         a JSON-ready dict: fid, kid, kid_std, well_formed_fraction (+ real_well_formed_fraction), attributes
         {generated, real, total_variation}, object_counts {generated, real, mean_generated, mean_real,
-        total_variation}, kept (the same statistics over well-formed images only, `kept_statistics`),
+        total_variation}, kept (the same statistics over well-formed images only, `kept_statistics`), rejected
+        {generated, real} (`rejection_statistics`: why the others are not well-formed),
         num_samples, num_real, feature_dim, seed, sample_level, and the `info` entries.
     """
     if int(num_samples) < 2:
@@ -313,6 +334,8 @@ def quality_report(generator, segmenter, real_images, num_samples: int, config, 
                           "mean_real": mean_objects(real_descriptions),
                           "total_variation": total_variation(fake_counts, real_counts)},
         "kept": kept_statistics(fake_descriptions, real_descriptions),
+        "rejected": {"generated": rejection_statistics(fake_descriptions),
+                     "real": rejection_statistics(real_descriptions)},
         "num_samples": num_samples, "num_real": int(len(real_images)), "feature_dim": int(fake_features.shape[1]),
         "features": "attribute segmenter bottleneck, global-average-pooled", "seed": seed, "sample_level": level,
     })
