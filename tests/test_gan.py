@@ -375,6 +375,14 @@ def test_gan_stage_eta_counts_every_phase_still_to_come():
     # a phase once measured counts at its own rate
     progress.phase_rates[(1, True)] = [19, 19.0]
     assert progress.eta_seconds(11) == pytest.approx(19 * 1.0 + 11 / 2 * 0.2 + 59 / 2 * 0.3)
+    # without a time budget the stage's ETA is the schedule's; with one, whichever ends first
+    assert progress.stage_eta_seconds(11) == progress.eta_seconds(11)
+    progress.budget_left = lambda: 3.0
+    assert progress.stage_eta_seconds(11) == 3.0
+    progress.budget_left = lambda: 1e6
+    assert progress.stage_eta_seconds(11) == progress.eta_seconds(11)
+    progress.budget_left = lambda: -5.0               # spent: the stage stops at the next segment boundary
+    assert progress.stage_eta_seconds(11) == 0.0
 
 
 def test_schedule_rejects_bad_arguments_and_round_trips():

@@ -27,7 +27,7 @@ import json
 import math
 import os
 import time
-from typing import Dict, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import keras
 import numpy as np
@@ -168,6 +168,17 @@ class GanProgress(keras.callbacks.Callback):
                 total += count / phase.minibatch_size * seconds_per_block_step * (phase.level + 1)
         return total
 
+    # Seconds left of `gan.max_minutes` (set by the stage when there is a budget): the stage ends at whichever of
+    # the schedule and the budget comes first, so the console's ETA is the smaller of the two.
+    budget_left: Optional[Callable[[], float]] = None
+
+    def stage_eta_seconds(self, shown: int) -> float:
+        eta = self.eta_seconds(shown)
+        if self.budget_left is None:
+            return eta
+        left = max(0.0, float(self.budget_left()))
+        return left if math.isnan(eta) else min(eta, left)
+
     # --- outputs ----------------------------------------------------------------------------------------------
     def _log(self, logs):
         gan = self.model
@@ -184,7 +195,7 @@ class GanProgress(keras.callbacks.Callback):
             if math.isfinite(rate):
                 tf.summary.scalar("progress/images_per_second", rate)
         self.writer.flush()
-        eta = self.eta_seconds(shown)
+        eta = self.stage_eta_seconds(shown)
         print(f"[gan] step {self.step} kimg {shown / 1000:.2f}/{self.total_images / 1000:g} {describe(phase)} "
               f"d_loss {values.get('d_loss', float('nan')):.3f} g_loss {values.get('g_loss', float('nan')):.3f} "
               f"W {values.get('wasserstein', float('nan')):.3f} gp {values.get('gp', float('nan')):.3f} "
@@ -405,6 +416,9 @@ class GanStage(Step):
 
         def out_of_time() -> bool:
             return g.max_minutes > 0 and seconds() >= 60.0 * g.max_minutes
+
+        if g.max_minutes > 0:
+            progress.budget_left = lambda: 60.0 * g.max_minutes - seconds()
 
         def last_good() -> str:
             return (f"the last good checkpoint is kept: {manager.latest_checkpoint}" if manager.latest_checkpoint
