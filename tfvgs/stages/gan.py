@@ -414,11 +414,11 @@ class GanStage(Step):
         def seconds() -> float:
             return trained_before + self.clock() - started
 
-        def out_of_time() -> bool:
-            return g.max_minutes > 0 and seconds() >= 60.0 * g.max_minutes
-
         if g.max_minutes > 0:
             progress.budget_left = lambda: 60.0 * g.max_minutes - seconds()
+
+        def out_of_time() -> bool:
+            return progress.budget_left is not None and progress.budget_left() <= 0
 
         def last_good() -> str:
             return (f"the last good checkpoint is kept: {manager.latest_checkpoint}" if manager.latest_checkpoint
