@@ -199,6 +199,9 @@ class EditsConfig:
     # (in [-1, 1] units, i.e. 0.2 = 25 of 255 grey levels). 0.005 of 64x64 is 20 px, about a small object's face.
     pixel_change: float = 0.2
     min_changed_fraction: float = 0.005
+    # "pixels" (the paper's test above) or "segmenter": the edit must also change what the captioning segmenter
+    # reads under it (tfvgs.edits.described_change), so fewer edited negatives still match their caption.
+    change_test: str = "pixels"
     # Concept clusters (sec. 5.5): embedding units binarised at their top 1% over every image location and audio
     # frame of `cluster_pairs` training pairs, partitioned by a dendrogram of their co-occurrence.
     num_clusters: int = 15              # the vocabulary has 3 shapes + 8 colours + 2 materials + 2 sizes

@@ -2,10 +2,12 @@
 
 The GAN edits redraw the pair's own image: its latent z (stored in every Audio CLEVRGAN record) gives h4 = g_E(z);
 h4 units are zeroed at the most salient location of the pair's matchmap and g_D draws the edited image. An edit
-counts only if it changes the image (`EditsConfig.pixel_change`, `min_changed_fraction`); the ablation grows until
-it does - more units with probability p raised along `ablation_probabilities` (random edits), or more of the drawn
-cluster's top-ranked units along `targeted_unit_counts` (targeted edits). A pair whose edit never changes the image
-gets valid=False and its original image back, so the loss ignores it (`DualEncoder.training_loss`).
+counts only if it changes the image (`EditsConfig.pixel_change`, `min_changed_fraction`; with
+`edits.change_test = "segmenter"` also what the segmenter reads under it, `tfvgs.edits.described_change`); the
+ablation grows until it does - more units with probability p raised along `ablation_probabilities` (random edits),
+or more of the drawn cluster's top-ranked units along `targeted_unit_counts` (targeted edits). A pair whose edit
+never changes the image gets valid=False and its original image back, so the loss ignores it
+(`DualEncoder.training_loss`).
 
 Randomness is stateless, keyed by (seed, optimizer step, try) and drawn for the whole global batch of which each
 replica slices its rows (as `losses.anchor_uniforms`): a resumed run draws the same edits, and a pair gets the same
@@ -74,10 +76,13 @@ class GanEdits(NegativeSource):
         edits: the `EditsConfig`.
         seed: seed of the edit randomness.
         step: a scalar integer variable that advances every train step (the optimizer's `iterations`).
+        change_test: optional `tfvgs.edits.described_change.DescribedChange`: an edit must also change what the
+            segmenter reads under it (`edits.change_test = "segmenter"`), not only move pixels.
     """
 
-    def __init__(self, generator, edits, seed: int, step):
+    def __init__(self, generator, edits, seed: int, step, change_test=None):
         self.generator, self.edits, self.seed, self.step = generator, edits, int(seed), step
+        self.change_test = change_test
         self.latent_dim, self.resolution = int(generator.latent_dim), int(generator.max_resolution)
 
     # --- hooks -------------------------------------------------------------------------------------------------
@@ -129,11 +134,14 @@ class GanEdits(NegativeSource):
         rows = self.global_rows(batch_size)
         context = self.prepare(embedding, rows)
         pixel_change, min_fraction = float(self.edits.pixel_change), float(self.edits.min_changed_fraction)
+        reading = self.change_test.read(original) if self.change_test is not None else None
 
         def body(attempt, done, images, attempts):
             ablation = location[..., None] * self.ablation(attempt, rows, context)           # [B, 8, 8, C]
             edited = quantize(self.generator.render_ablated(h4, ablation))
             changed = changed_fraction(edited, original, pixel_change) >= min_fraction
+            if reading is not None:
+                changed = tf.logical_and(changed, self.change_test.changed(edited, reading, location))
             take = tf.logical_and(changed, tf.logical_not(done))
             images = tf.where(take[:, None, None, None], edited, images)
             attempts = tf.where(take, attempt + 1, attempts)
@@ -157,8 +165,8 @@ class RandomEdits(GanEdits):
     """Paper 000 sec. 5.4: each h4 unit at the salient location ablated with probability p, p raised along
     `edits.ablation_probabilities` until the image changes."""
 
-    def __init__(self, generator, edits, seed: int, step):
-        super().__init__(generator, edits, seed, step)
+    def __init__(self, generator, edits, seed: int, step, change_test=None):
+        super().__init__(generator, edits, seed, step, change_test)
         probabilities = [float(p) for p in edits.ablation_probabilities]
         if not probabilities or any(not 0.0 < p <= 1.0 for p in probabilities):
             raise ValueError("`edits.ablation_probabilities` must be a non-empty list of values in (0, 1]. "
@@ -189,8 +197,8 @@ class TargetedEdits(GanEdits):
     """
 
     def __init__(self, generator, edits, seed: int, step, clusters: Sequence[np.ndarray],
-                 unit_rankings: Sequence[np.ndarray]):
-        super().__init__(generator, edits, seed, step)
+                 unit_rankings: Sequence[np.ndarray], change_test=None):
+        super().__init__(generator, edits, seed, step, change_test)
         if not clusters or len(clusters) != len(unit_rankings):
             raise ValueError("`clusters` and `unit_rankings` must be non-empty and of equal length. Received: "
                              f"{len(clusters)} clusters, {len(unit_rankings)} rankings")

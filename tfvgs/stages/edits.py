@@ -20,6 +20,7 @@ from typing import Optional
 import tensorflow as tf
 
 from tfvgs import data, gan_io
+from tfvgs import workdir as layout
 from tfvgs.edits import negatives
 from tfvgs.stages.davenet import DavenetStage
 
@@ -62,9 +63,26 @@ class RandomEditsStage(EditStage):
                              f"(mean pixel difference {difference:.3f} on {pairs} train pairs; same generator: "
                              f"< 0.005): rebuild Audio CLEVRGAN with this generator, or use the one that drew them")
 
+    def change_test(self):
+        """None for the paper's pixel test; a `DescribedChange` on W/segmenter for `edits.change_test=segmenter`."""
+        test = self.config.edits.change_test
+        if test == "pixels":
+            return None
+        if test != "segmenter":
+            raise ValueError(f"`edits.change_test` must be 'pixels' or 'segmenter'. Received: {test!r}")
+        path = layout.model_path(self.workdir, "segmenter")
+        if not tf.io.gfile.exists(path):
+            raise FileNotFoundError(f"`edits.change_test=segmenter` reads edits with the segmenter that captioned the "
+                                    f"pairs, but {path} does not exist: run `python -m tfvgs.train --stage segmenter` "
+                                    f"in this workdir first")
+        from tfvgs.edits.described_change import DescribedChange
+        segmenter = layout.load_model(path)
+        segmenter.trainable = False
+        return DescribedChange(segmenter, min_object_pixels=self.config.segmenter.min_object_pixels)
+
     def build_negative_source(self, model):
         return negatives.RandomEdits(self.load_generator(), self.config.edits, seed=self.config.seed,
-                                     step=model.optimizer.iterations)
+                                     step=model.optimizer.iterations, change_test=self.change_test())
 
     def cluster_labels(self):
         return None
@@ -109,7 +127,8 @@ class TargetedEditsStage(RandomEditsStage):
         return negatives.TargetedEdits(self.load_generator(), self.config.edits, seed=self.config.seed,
                                        step=model.optimizer.iterations,
                                        clusters=[c["units"] for c in clusters],
-                                       unit_rankings=[c["h4_ranking"] for c in clusters])
+                                       unit_rankings=[c["h4_ranking"] for c in clusters],
+                                       change_test=self.change_test())
 
     def cluster_labels(self):
         """What each cluster's ablations change (the cluster stage's `label`): the family an edit is scored by."""
