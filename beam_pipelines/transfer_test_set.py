@@ -1,12 +1,14 @@
 """The transfer test set (paper 000 sec. 6.5): rendered scenes, their one-attribute renderer edits and spoken captions.
 
-    python -m beam_pipelines.transfer_test_set --output_dir D --config PRESET [--num_scenes N] [--split test|train]
+    python -m beam_pipelines.transfer_test_set --output_dir D --config PRESET [--num_scenes N] [--split test|val|train]
 
 Scene i is drawn from a seed derived from (config.seed, "transfer", split, i) - a namespace training scenes never
 use - and edited by `world.random_edit` (one attribute of one object; edits that collide or hide an object are
 redrawn). The synthetic caption of the ORIGINAL is spoken by a held-out test speaker (`--split test`, the test set of
 the paper: a model must prefer the original for its caption, chance 50%) or by a training speaker (`--split train`:
-the renderer-edit training set of the paper's 89% upper-bound model). Records (<D>/<split>-*.tfrecord, format in
+the renderer-edit training set of the paper's 89% upper-bound model). `--split val` is the test's twin for choosing a
+recipe without touching the test: scenes of their own seed namespace, spoken by held-out speakers (as val pairs are),
+read by `python -m tfvgs.evaluate --split val --transfer_dir D`. Records (<D>/<split>-*.tfrecord, format in
 `tfvgs.schema`): original PNG, edited PNG, caption, log-mel, voice, both scene JSONs and the edit description.
 """
 from __future__ import annotations
@@ -23,7 +25,7 @@ from beam_pipelines.spoken_captions import voice_split
 from tfvgs import cli, config as config_lib
 from tfvgs.seeding import stable_seed
 
-SPLITS = ("test", "train")
+SPLITS = ("test", "val", "train")
 
 
 class RenderAndEditFn(beam.DoFn):
@@ -93,16 +95,18 @@ def run(argv: Optional[Sequence[str]] = None) -> dict:
     parser = cli.command_parser("beam_pipelines.transfer_test_set", __doc__)
     parser.add_argument("--output_dir", required=True)
     parser.add_argument("--num_scenes", type=int, default=None,
-                        help="default: the preset's data.transfer_scenes (test) or data.renderer_edit_scenes (train)")
+                        help="default: the preset's data.transfer_scenes (test, val) or data.renderer_edit_scenes "
+                             "(train)")
     parser.add_argument("--split", default="test", choices=SPLITS,
-                        help="test: held-out speakers (the test set); train: training speakers (edit training set)")
+                        help="test: held-out speakers (the test set); val: the same on scenes of its own, for "
+                             "choosing recipes; train: training speakers (edit training set)")
     parser.add_argument("--style", default="synthetic", choices=("synthetic", "natural"))
     parser.add_argument("--tts_workers", type=int, default=2, help="espeak-ng processes at once per Beam worker")
     config_lib.add_config_flags(parser)
     args, options = common.parse_pipeline_args(parser, argv)
     config = config_lib.config_from_args(args)
     if args.num_scenes is None:
-        args.num_scenes = config.data.transfer_scenes if args.split == "test" else config.data.renderer_edit_scenes
+        args.num_scenes = config.data.renderer_edit_scenes if args.split == "train" else config.data.transfer_scenes
     if args.num_scenes <= 0:
         raise ValueError(f"--num_scenes must be positive. Received: {args.num_scenes}")
     common.check_local_espeak(options)

@@ -21,7 +21,7 @@ TRANSFER_SCENES = 6
 @pytest.fixture(scope="module")
 def tiny_sets(tmp_path_factory):
     root = tmp_path_factory.mktemp("test_sets")
-    dirs = {name: str(root / name) for name in ("semantic", "transfer", "transfer_train")}
+    dirs = {name: str(root / name) for name in ("semantic", "transfer", "transfer_train", "transfer_val")}
     common = ["--config", "tiny", "--set", "data.num_shards=2"]
     # the voices and the transfer scenes come from the preset (issue 16: the pipelines used to ignore it)
     semantic_test_set.run(["--output_dir", dirs["semantic"], "--pairs_per_value", "1",
@@ -29,6 +29,7 @@ def tiny_sets(tmp_path_factory):
     transfer_test_set.run(["--output_dir", dirs["transfer"], "--set", f"data.transfer_scenes={TRANSFER_SCENES}",
                            *common])
     transfer_test_set.run(["--output_dir", dirs["transfer_train"], "--num_scenes", "3", "--split", "train", *common])
+    transfer_test_set.run(["--output_dir", dirs["transfer_val"], "--num_scenes", "3", "--split", "val", *common])
     return dirs
 
 
@@ -123,11 +124,12 @@ def _changed(original, edited):
             for a in world.ATTRIBUTES if o[a] != e[a]]
 
 
-@pytest.mark.parametrize("which, voice_split", [("transfer", "test"), ("transfer_train", "train")])
-def test_transfer_set_edits_one_attribute_and_speaks_the_original(tiny_sets, which, voice_split):
+@pytest.mark.parametrize("which, split, voice_split", [("transfer", "test", "test"), ("transfer_train", "train", "train"),
+                                                       ("transfer_val", "val", "test")])
+def test_transfer_set_edits_one_attribute_and_speaks_the_original(tiny_sets, which, split, voice_split):
     s = summary(tiny_sets[which])
-    assert s["balanced"]
-    records = raw_records(tiny_sets[which], voice_split)
+    assert s["balanced"] and s["split"] == split
+    records = raw_records(tiny_sets[which], split)
     assert len(records) == s["written"] and s["read"] == s["num_scenes"]
     for r in records:
         original = json.loads(text(r, schema.SCENE_JSON))
@@ -137,7 +139,16 @@ def test_transfer_set_edits_one_attribute_and_speaks_the_original(tiny_sets, whi
         assert original["objects"][edit["object_index"]][edit["attribute"]] == edit["old_value"]
         assert edit["old_value"] in speech.caption_words(text(r, schema.CAPTION))[edit["attribute"]]
         assert speech.Voice.from_spec(text(r, schema.VOICE)).split == voice_split
+        assert text(r, schema.PAIR_ID).startswith(f"transfer/{split}/")
         assert r[schema.IMAGE_PNG].bytes_list.value[0] != r[schema.EDITED_PNG].bytes_list.value[0]
+
+
+def test_the_val_transfer_set_draws_scenes_of_its_own(tiny_sets):
+    """Same indices, other scenes: choosing a recipe on val never looks at a test scene."""
+    scenes = {which: [text(r, schema.SCENE_JSON) for r in raw_records(tiny_sets[which], split)]
+              for which, split in (("transfer", "test"), ("transfer_val", "val"))}
+    assert len(scenes["transfer_val"]) == 3
+    assert not set(scenes["transfer_val"]) & set(scenes["transfer"])
 
 
 def tiny_model():
@@ -277,3 +288,10 @@ def test_evaluate_adds_semantic_and_transfer_accuracy(tiny_sets, tiny_world, tmp
     assert open(metrics_path).read() == before
     forced = evaluate.main(["--workdir", workdir, "--data_dir", tiny_world["pairs"], "--num_pairs", "4", "--force"])
     assert "semantic_accuracy" not in forced and "semantic_accuracy" not in json.load(open(metrics_path))
+    # --split val reads the transfer set's val twin; a set without one is refused before any work, by name
+    with pytest.raises(FileNotFoundError, match=r"--transfer_dir .*transfer has no 'val' split.*--split val"):
+        evaluate.main(["--workdir", workdir, "--data_dir", tiny_world["pairs"], "--num_pairs", "4", "--split", "val",
+                       "--transfer_dir", tiny_sets["transfer"], "--force"])
+    val = evaluate.main(["--workdir", workdir, "--data_dir", tiny_world["pairs"], "--num_pairs", "4", "--split", "val",
+                         "--transfer_dir", tiny_sets["transfer_val"], "--force"])
+    assert val["split"] == "val" and val["transfer_accuracy"]["n"] == summary(tiny_sets["transfer_val"])["written"]

@@ -158,6 +158,16 @@ def evaluate_stage(workdir: str, stage: str, data_dir: str, *, split: str = "tes
     if words_dir and not semantic_dir:
         raise ValueError(f"--words_dir needs --semantic_dir (the image pairs its words are scored on). Received: "
                          f"--words_dir {words_dir}, --semantic_dir None")
+    # --split val reads the transfer set's val twin, so that choosing on val never reads a test scene; test (and the
+    # train-pair diagnostic) read its test split, the renderer-edit training set being no held-out set
+    transfer_split = "val" if split == "val" else "test"
+    if transfer_dir:
+        try:      # before any work
+            data.list_shards(transfer_dir, transfer_split)
+        except FileNotFoundError as error:
+            raise FileNotFoundError(f"--transfer_dir {transfer_dir} has no {transfer_split!r} split, which --split "
+                                    f"{split} reads (python -m beam_pipelines.transfer_test_set --split "
+                                    f"{transfer_split}). Received: {error}") from None
     config, num_pairs, kind = _resolve(workdir, stage, config, overrides, num_pairs, similarity)
     settings = eval_settings(data_dir, split=split, num_pairs=num_pairs, similarity=kind, semantic_dir=semantic_dir,
                              transfer_dir=transfer_dir, from_checkpoint=from_checkpoint, words_dir=words_dir)
@@ -184,7 +194,8 @@ def evaluate_stage(workdir: str, stage: str, data_dir: str, *, split: str = "tes
                 metrics["semantic_accuracy_recorded"] = semantic_eval.semantic_accuracy(
                     model, words_dir, semantic_dir, config, kind=kind, missing_words="skip")
         if transfer_dir:
-            metrics["transfer_accuracy"] = semantic_eval.transfer_accuracy(model, transfer_dir, config, kind=kind)
+            metrics["transfer_accuracy"] = semantic_eval.transfer_accuracy(model, transfer_dir, config,
+                                                                           split=transfer_split, kind=kind)
     metrics.update({"stage": stage, "split": split, "seconds": time.perf_counter() - start, "settings": settings,
                     "model_file": fingerprint})
     if metrics["n_pairs"] < num_pairs:
@@ -389,7 +400,9 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     parser.add_argument("--semantic_dir", default=None,
                         help="output of beam_pipelines.semantic_test_set: adds semantic_accuracy (paper 000 Table 1)")
     parser.add_argument("--transfer_dir", default=None,
-                        help="output of beam_pipelines.transfer_test_set: adds transfer_accuracy (paper 000 sec. 6.5)")
+                        help="output of beam_pipelines.transfer_test_set: adds transfer_accuracy (paper 000 sec. 6.5); "
+                             "--split val reads its val split (transfer_test_set --split val), any other its test "
+                             "split")
     parser.add_argument("--words_dir", default=None,
                         help="with --semantic_dir: also score its image pairs against these spoken words "
                              "(output of beam_pipelines.import_words: your recordings) as "
