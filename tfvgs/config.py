@@ -305,7 +305,8 @@ def cpu() -> Config:
     c.data = dataclasses.replace(c.data, num_scenes=10000, gan_samples=48000, num_shards=8, bucket_frames=128,
                                  semantic_pairs_per_family=400, semantic_voices_per_word=8, transfer_scenes=500,
                                  # 8000 renderer edits, not 2000: exact_edits' val transfer 84.6 -> 87.6
-                                 # (docs/results.md, "More renderer edits"); ~2 min more to build
+                                 # (docs/results.md, "More renderer edits"); 3.2 min to build, ~2.6 more
+                                 # (docs/benchmarks.md)
                                  renderer_edit_scenes=8000)
     c.model = dataclasses.replace(c.model, image_encoder="small", embedding_dim=256, image_width=0.5,
                                   audio_width=0.25, loss="mms")
