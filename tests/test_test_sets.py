@@ -295,3 +295,39 @@ def test_evaluate_adds_semantic_and_transfer_accuracy(tiny_sets, tiny_world, tmp
     val = evaluate.main(["--workdir", workdir, "--data_dir", tiny_world["pairs"], "--num_pairs", "4", "--split", "val",
                          "--transfer_dir", tiny_sets["transfer_val"], "--force"])
     assert val["split"] == "val" and val["transfer_accuracy"]["n"] == summary(tiny_sets["transfer_val"])["written"]
+
+
+def test_the_renderer_edit_training_stream_carries_caption_crops_as_davenet_does(tiny_sets):
+    import dataclasses
+
+    from tfvgs.stages.edits import ExactEditsStage
+    config = config_lib.get_config("tiny")
+    config.train = dataclasses.replace(config.train, crop_weight=0.5, crop_frames=(20, 50))
+    pad = np.float32(data.features.padding_value(config.features))
+
+    def batches(skip=0, crop_frames=(20, 50)):
+        ds = data.transfer_dataset(tiny_sets["transfer_train"], config, "train", 2, training=True,
+                                   skip_examples=skip, crop_frames=crop_frames)
+        return [{k: v.numpy() for k, v in b.items()} for b in ds.take(4)]
+
+    seen = batches()
+    for b in seen:
+        assert b["crop_logmel"].shape[1] == data.crop_width((20, 50))
+        for logmel, n_caption, crop, n in zip(b["logmel"], b["nframes"], b["crop_logmel"], b["crop_nframes"]):
+            assert (n == n_caption) if n_caption < 20 else 20 <= n <= 50
+            caption = logmel[:n_caption]
+            assert any(np.array_equal(caption[s:s + n], crop[:n]) for s in range(n_caption - n + 1))
+            assert np.all(crop[n:] == pad)
+    again = batches(skip=2)                       # a resumed stream (2 records skipped) crops the same way
+    for a, b in zip(seen[1:], again):
+        np.testing.assert_array_equal(a["pair_id"], b["pair_id"])
+        np.testing.assert_array_equal(a["crop_logmel"], b["crop_logmel"])
+    assert "crop_logmel" not in batches(crop_frames=None)[0]
+    with pytest.raises(ValueError, match="crop_frames=\\(20, 50\\) with training=False"):
+        data.transfer_dataset(tiny_sets["transfer_train"], config, "train", 2, crop_frames=(20, 50))
+    # the stage asks for them exactly when the recipe has crops
+    stage = ExactEditsStage(config, "/nonexistent", tiny_sets["transfer_train"])
+    assert "crop_logmel" in next(iter(stage.build_train_dataset(0)))
+    config.train = dataclasses.replace(config.train, crop_weight=0.0)
+    stage = ExactEditsStage(config, "/nonexistent", tiny_sets["transfer_train"])
+    assert "crop_logmel" not in next(iter(stage.build_train_dataset(0)))

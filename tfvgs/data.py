@@ -399,11 +399,12 @@ def semantic_pairs_dataset(semantic_dir: str, config: Config, batch_size: int = 
 
 
 def transfer_dataset(transfer_dir: str, config: Config, split: str = "test", batch_size: int = 32, *,
-                     training: bool = False, skip_examples: int = 0,
+                     training: bool = False, skip_examples: int = 0, crop_frames: Optional[Tuple[int, int]] = None,
                      worker: Optional[WorkerShard] = None) -> tf.data.Dataset:
     """Batches of transfer pairs: image (original) and edited float [-1, 1], logmel, nframes, caption, voice,
     edit_attribute, edit (JSON), pair_id. `training`: shuffled (seeded), endless, full batches, the first
-    `skip_examples` records skipped (the renderer-edit training set of the `exact_edits` stage); `worker` as in
+    `skip_examples` records skipped (the renderer-edit training set of the `exact_edits` stage), and with
+    `crop_frames` a caption crop per pair as in `pairs_dataset` (seeded by stream position); `worker` as in
     `pairs_dataset`."""
     def parse(serialized):
         p = tf.io.parse_single_example(serialized, schema.TRANSFER_FEATURES)
@@ -412,10 +413,22 @@ def transfer_dataset(transfer_dir: str, config: Config, split: str = "test", bat
                 "logmel": logmel, "nframes": nframes, "caption": p[schema.CAPTION], "voice": p[schema.VOICE],
                 "edit_attribute": p[schema.EDIT_ATTRIBUTE], "edit": p[schema.EDIT_JSON], "pair_id": p[schema.PAIR_ID]}
     if not training:
+        if crop_frames is not None:
+            raise ValueError(f"caption crops are training views; an evaluation stream has none. Received: "
+                             f"crop_frames={crop_frames} with training=False")
         return _dataset(transfer_dir, split, parse, config, batch_size)
     batch_size, skip_examples = per_worker(batch_size, skip_examples, worker)
-    ds = records(transfer_dir, split, config, training=True, seed=None, repeat=True, skip_examples=skip_examples,
+    ds = records(transfer_dir, split, config, training=True, seed=None, repeat=True, skip_examples=0,
                  worker=worker)
-    ds = ds.map(parse, num_parallel_calls=config.data.reader_parallelism, deterministic=True)
+    ds = tf.data.Dataset.zip((tf.data.Dataset.counter(), ds)).skip(skip_examples)
+
+    def prepare(index, serialized):
+        pair = parse(serialized)
+        if crop_frames is not None:
+            logmel = pair["logmel"][:pair["nframes"]]
+            pair.update(caption_crop(logmel, config, crop_frames, tf.stack([tf.cast(config.seed, tf.int64), index])))
+        return pair
+
+    ds = ds.map(prepare, num_parallel_calls=config.data.reader_parallelism, deterministic=True)
     ds = ds.batch(batch_size, drop_remainder=True).prefetch(config.data.prefetch)
     return ds.with_options(dataset_options(config))

@@ -47,8 +47,11 @@ def load_stage_model(workdir: str, stage: str, config: config_lib.Config, from_c
     latest = tf.train.latest_checkpoint(checkpoint_dir)
     if latest is None:
         raise FileNotFoundError(f"no checkpoint of stage {stage!r} in {checkpoint_dir}")
-    model = stages.get_stage(stage)(config, workdir, data_dir="").build_model()
-    training.model_checkpoint(model).restore(latest).assert_consumed()
+    step = stages.get_stage(stage)(config, workdir, data_dir="")
+    model = step.build_model()
+    plateau = training.PlateauState() if step.uses_plateau else None   # saved beside the weights (DaveNet's schedule)
+    training.check_plateau_state(latest, plateau is not None)
+    training.model_checkpoint(model, plateau).restore(latest).assert_consumed()
     print(f"evaluating checkpoint {latest}")
     return model
 

@@ -97,6 +97,8 @@ class RecallSummaries(keras.callbacks.Callback):
         results = retrieval.evaluate_retrieval_kinds(self.model, self.dataset, self.num_pairs, self.kinds,
                                                      self._encode)
         for i, (kind, result) in enumerate(results.items()):
+            if i == 0 and logs is not None:   # for callbacks after this one (training.PlateauSchedule)
+                logs["val_recall@10"] = float(result["recall"]["mean"]["10"])
             prefix = "val/recall" if i == 0 else f"val/recall_{kind}"
             with self.writer.as_default(step=step):
                 for direction in ("audio_to_image", "image_to_audio", "mean"):

@@ -13,8 +13,9 @@ from tfvgs.stages.stage import Stage
 from tfvgs.summaries import MatchmapSummaries, RecallSummaries
 
 
-def build_dual_encoder(config, loss: Optional[str] = None) -> DualEncoder:
-    """The configured dual encoder, compiled and built (weights and optimizer slots exist, so checkpoints restore)."""
+def build_dual_encoder(config, loss: Optional[str] = None, on_plateau: bool = False) -> DualEncoder:
+    """The configured dual encoder, compiled and built (weights and optimizer slots exist, so checkpoints restore).
+    `on_plateau`: the learning rate is a variable for `training.PlateauSchedule`, not the step decay."""
     m = config.model
     keras.utils.set_random_seed(config.seed)   # the initial weights follow the config's seed, like the GAN's
     model = DualEncoder(
@@ -24,7 +25,7 @@ def build_dual_encoder(config, loss: Optional[str] = None) -> DualEncoder:
         crop_weight=config.train.crop_weight)
     # the hardest-impostor stages fine-tune a trained model; see TrainConfig.hardest_lr_scale
     scale = config.train.hardest_lr_scale if triplet_losses.uses_hardest(model.loss_kind) else 1.0
-    model.compile(optimizer=training.build_optimizer(config.train, lr_scale=scale))
+    model.compile(optimizer=training.build_optimizer(config.train, lr_scale=scale, on_plateau=on_plateau))
     size = config.world.image_size
     model({"image": tf.zeros([1, size, size, 3]),
            "logmel": tf.zeros([1, config.features.max_frames, config.features.num_mel_bins]),
@@ -36,6 +37,7 @@ def build_dual_encoder(config, loss: Optional[str] = None) -> DualEncoder:
 class DavenetStage(Stage):
     name = "davenet"
     hard_negatives = False      # True: trains with config.train.hard_negative_loss instead of config.model.loss
+    stops_on_plateau = True     # from random init, its length is what the seed changes most (train.plateau_patience)
 
     def build_train_dataset(self, skip_batches: int, worker: Optional[data.WorkerShard] = None) -> tf.data.Dataset:
         batch = self.config.train.batch_size
@@ -52,13 +54,13 @@ class DavenetStage(Stage):
 
     def build_model(self) -> keras.Model:
         if not self.hard_negatives:
-            return build_dual_encoder(self.config)
+            return build_dual_encoder(self.config, on_plateau=self.uses_plateau)
         loss = self.config.train.hard_negative_loss
         if not triplet_losses.uses_hardest(loss):
             raise ValueError(f"stage {self.name!r} trains on the hardest impostor: train.hard_negative_loss must be "
                              f"one of {[k for k in triplet_losses.LOSS_KINDS if triplet_losses.uses_hardest(k)]}. "
                              f"Received: {loss!r}")
-        return build_dual_encoder(self.config, loss)
+        return build_dual_encoder(self.config, loss, on_plateau=self.uses_plateau)
 
     def callbacks(self, model):
         t = self.config.train
@@ -73,3 +75,4 @@ class HardNegativesStage(DavenetStage):
     name = "hard_negatives"
     hard_negatives = True
     init_from = "davenet"
+    stops_on_plateau = False    # fine-tunes for train.steps, as the edit stages do for edits.steps

@@ -28,6 +28,7 @@ from tfvgs.stages.davenet import DavenetStage
 class EditStage(DavenetStage):
     """A DavenetStage fine-tuned with one edited negative per pair for `edits.steps` steps."""
     data_kinds = ("gan_pairs",)     # GAN edits need the latents Audio CLEVRGAN records carry
+    stops_on_plateau = False        # fine-tunes for edits.steps from a trained model
 
     def schedule(self):
         return self.config.edits.steps, self.config.train.checkpoint_every
@@ -169,9 +170,12 @@ class ExactEditsStage(EditStage):
     data_splits = ("train",)
 
     def build_train_dataset(self, skip_batches: int, worker: Optional[data.WorkerShard] = None) -> tf.data.Dataset:
-        batch = self.config.train.batch_size
-        return data.transfer_dataset(self.data_dir, self.config, "train", batch, training=True,
-                                     skip_examples=skip_batches * batch, worker=worker)
+        t = self.config.train
+        # DaveNet's caption crops too: it fine-tunes DaveNet, and without them (until 2026-12-07) its isolated-word
+        # accuracy fell to chance in every build (val 74.8 -> 54.5) while transfer rose (docs/results.md)
+        return data.transfer_dataset(self.data_dir, self.config, "train", t.batch_size, training=True,
+                                     skip_examples=skip_batches * t.batch_size, worker=worker,
+                                     crop_frames=t.crop_frames if t.crop_weight else None)
 
     def build_val_dataset(self) -> Optional[tf.data.Dataset]:
         return None

@@ -16,11 +16,22 @@ from tfvgs import atomic_files, data, multi_worker, training, workdir as layout
 from tfvgs.stages.step import Step
 
 
+# What `training.PlateauSchedule` watches: val R@10 of the evaluation similarity, as `RecallSummaries` logs it.
+PLATEAU_MONITOR = "val_recall@10"
+
+
 class Stage(Step):
     """A trained step of the curriculum. Subclasses set `name` and implement the abstract hooks."""
 
     # The stage whose final model warm-starts this one (paper 000 sec. 6.3), or None to start from scratch.
     init_from: Optional[str] = None
+    # Whether train.plateau_patience > 0 gives this stage its learning rate and length from val recall
+    # (`training.PlateauSchedule`); the stages that fine-tune for a set number of steps say no.
+    stops_on_plateau: bool = False
+
+    @property
+    def uses_plateau(self) -> bool:
+        return self.stops_on_plateau and self.config.train.plateau_patience > 0
 
     # --- hooks -------------------------------------------------------------------------------------------------
 
@@ -61,6 +72,14 @@ class Stage(Step):
         """(total steps, steps between checkpoints); stages with their own config section override it."""
         return self.config.train.steps, self.config.train.checkpoint_every
 
+    def check_resume_config(self) -> None:
+        """Also refuses a checkpoint of the other DaveNet schedule, before this run's config.json replaces the
+        saved one."""
+        super().check_resume_config()
+        latest = tf.train.latest_checkpoint(self.checkpoint_dir)
+        if latest:
+            training.check_plateau_state(latest, self.uses_plateau)
+
     def after_training(self, model: keras.Model, logs: Dict[str, float]) -> None:
         """Runs once the model is saved (e.g. a held-out evaluation)."""
 
@@ -71,11 +90,18 @@ class Stage(Step):
         files, the others keep their checkpoint saves in a temporary folder (`tfvgs.multi_worker`)."""
         chief = multi_worker.is_chief(self.strategy)
         t = self.config.train
+        if self.uses_plateau and multi_worker.num_workers(self.strategy) > 1:
+            # only the chief measures val recall, and every worker must stop at the same step
+            raise ValueError(f"stage {self.name!r}: train.plateau_patience needs one machine (the chief alone "
+                             f"measures val recall); under MultiWorkerMirroredStrategy use fixed train.steps. "
+                             f"Received: train.plateau_patience={t.plateau_patience}")
+        plateau = training.PlateauState() if self.uses_plateau else None   # plain variables, outside the scope
         write_dir = multi_worker.write_dir(self.checkpoint_dir, self.strategy)
         with self.strategy.scope():
             model = self.build_model()
             manager = training.restore_or_initialize(model, self.checkpoint_dir, t.keep_checkpoints,
-                                                     lambda: self.initialize(model), write_dir=write_dir)
+                                                     lambda: self.initialize(model), write_dir=write_dir,
+                                                     plateau=plateau)
         steps, checkpoint_every = self.schedule()
         make_train_dataset = self.build_train_dataset
         workers = multi_worker.num_workers(self.strategy)
@@ -87,10 +113,14 @@ class Stage(Step):
                 self.strategy, lambda worker: self.build_train_dataset(skip, worker))
         callbacks = ([training.ScalarSummaries(self.tensorboard_dir, t.log_every), *self.callbacks(model)]
                      if chief else [])
+        if plateau is not None:   # after the callbacks: it reads the val recall they log
+            callbacks.append(training.PlateauSchedule(plateau, PLATEAU_MONITOR, t.plateau_patience,
+                                                      t.plateau_min_delta, t.lr_decay_factor, t.plateau_decays))
         logs = training.fit_resumable(
             model, make_train_dataset, steps=steps, checkpoint_every=checkpoint_every, manager=manager,
             callbacks=callbacks, validation_data=self.build_val_dataset(),
-            after_save=lambda: multi_worker.remove_worker_dir(write_dir, self.strategy))
+            after_save=lambda: multi_worker.remove_worker_dir(write_dir, self.strategy),
+            stopped=lambda: plateau is not None and bool(plateau.stopped.numpy()))
         if not chief:
             return logs
         self.save(model)

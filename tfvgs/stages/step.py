@@ -31,6 +31,7 @@ class Step(abc.ABC):
     # Config sections a resumed run must share with the run that wrote its checkpoints (the data order, the model and
     # the edits depend on them); anything else, e.g. train.steps, may change between runs.
     RESUME_INVARIANTS = ("seed", "world", "features", "data", "model", "train.batch_size", "train.optimizer",
+                         "train.crop_weight", "train.crop_frames",
                          "edits.ablation_probabilities", "edits.pixel_change", "edits.min_changed_fraction",
                          "edits.targeted_unit_counts")
 
