@@ -73,6 +73,11 @@ class MatchmapSummaries(keras.callbacks.Callback):
             self._write_images()
 
 
+# The key under which `RecallSummaries` leaves val R@10 (its first similarity) in the epoch-end logs, for the
+# callbacks after it (`training.PlateauSchedule`).
+RECALL_LOG_KEY = "val_recall@10"
+
+
 class RecallSummaries(keras.callbacks.Callback):
     """At the end of every checkpoint chunk: retrieval recall@1/5/10 on a fixed set of held-out pairs, to
     TensorBoard, so progress is visible in the metric the papers report, not only in the loss.
@@ -97,8 +102,8 @@ class RecallSummaries(keras.callbacks.Callback):
         results = retrieval.evaluate_retrieval_kinds(self.model, self.dataset, self.num_pairs, self.kinds,
                                                      self._encode)
         for i, (kind, result) in enumerate(results.items()):
-            if i == 0 and logs is not None:   # for callbacks after this one (training.PlateauSchedule)
-                logs["val_recall@10"] = float(result["recall"]["mean"]["10"])
+            if i == 0 and logs is not None:
+                logs[RECALL_LOG_KEY] = float(result["recall"]["mean"]["10"])
             prefix = "val/recall" if i == 0 else f"val/recall_{kind}"
             with self.writer.as_default(step=step):
                 for direction in ("audio_to_image", "image_to_audio", "mean"):

@@ -105,7 +105,7 @@ class PlateauSchedule(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
         if value is None:
-            if self.model.stop_training:   # a non-finite loss: nothing was measured, the saver raises
+            if self.model.stop_training:   # FiniteGuard stopped it: nothing was measured, fit_resumable raises
                 return
             raise ValueError(f"PlateauSchedule monitors {self.monitor!r}, which no callback logged. Logged: "
                              f"{sorted(logs or {})}")

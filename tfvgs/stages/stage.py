@@ -12,12 +12,8 @@ from typing import Dict, List, Optional, Tuple
 import keras
 import tensorflow as tf
 
-from tfvgs import atomic_files, data, multi_worker, training, workdir as layout
+from tfvgs import atomic_files, data, multi_worker, summaries, training, workdir as layout
 from tfvgs.stages.step import Step
-
-
-# What `training.PlateauSchedule` watches: val R@10 of the evaluation similarity, as `RecallSummaries` logs it.
-PLATEAU_MONITOR = "val_recall@10"
 
 
 class Stage(Step):
@@ -114,7 +110,7 @@ class Stage(Step):
         callbacks = ([training.ScalarSummaries(self.tensorboard_dir, t.log_every), *self.callbacks(model)]
                      if chief else [])
         if plateau is not None:   # after the callbacks: it reads the val recall they log
-            callbacks.append(training.PlateauSchedule(plateau, PLATEAU_MONITOR, t.plateau_patience,
+            callbacks.append(training.PlateauSchedule(plateau, summaries.RECALL_LOG_KEY, t.plateau_patience,
                                                       t.plateau_min_delta, t.lr_decay_factor, t.plateau_decays))
         logs = training.fit_resumable(
             model, make_train_dataset, steps=steps, checkpoint_every=checkpoint_every, manager=manager,
