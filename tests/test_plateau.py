@@ -153,3 +153,16 @@ def test_davenet_stops_on_a_plateau_before_its_step_ceiling_and_a_rerun_keeps_it
     with pytest.raises(ValueError, match="ckpt-6 was saved with the plateau schedule"):
         train.main(argv[:-6] + ["--set", "train.plateau_patience=0"])
     assert config_lib.Config.load(tfvgs_layout.config_path(workdir, "davenet")).train.plateau_patience == 1
+
+
+def test_plateau_max_steps_is_the_ceiling_of_davenet_alone_and_hard_negatives_keeps_train_steps(tmp_path):
+    from tfvgs.stages.davenet import DavenetStage, HardNegativesStage
+    overrides = ["train.steps=40", "train.plateau_patience=1", "train.plateau_max_steps=6"]
+    config = config_lib.get_config("tiny", overrides)
+    assert DavenetStage(config, str(tmp_path), str(tmp_path)).schedule()[0] == 6
+    assert HardNegativesStage(config, str(tmp_path), str(tmp_path)).schedule()[0] == 40   # fixed fine-tuning length
+    fixed = config_lib.get_config("tiny", overrides[:1] + ["train.plateau_max_steps=6"])  # no plateau: no ceiling
+    assert DavenetStage(fixed, str(tmp_path), str(tmp_path)).schedule()[0] == 40
+    wrong = config_lib.get_config("tiny", overrides[:2] + ["train.plateau_max_steps=-1"])
+    with pytest.raises(ValueError, match=r"train.plateau_max_steps must be >= 0.*Received: -1"):
+        DavenetStage(wrong, str(tmp_path), str(tmp_path)).schedule()

@@ -113,11 +113,13 @@ class TrainConfig:
     # DaveNet's schedule from val recall instead of fixed steps (0 = off: lr_decay_every and train.steps decide).
     # With plateau_patience N, after N checkpoint evaluations without a gain of plateau_min_delta in val R@10
     # (config.model.eval_similarity, mean of both directions) the rate is multiplied by lr_decay_factor; after
-    # plateau_decays such decays the next plateau stops the stage; train.steps is then the ceiling. Why: the fixed
-    # 3000 steps of the cpu preset ended seed 0 on its plateau but seed 1 still climbing (val R@10 55.8 vs 29.2).
+    # plateau_decays such decays the next plateau stops the stage; plateau_max_steps (0: train.steps) is then the
+    # ceiling, while train.steps stays the fixed length of the stages fine-tuned from it (hard_negatives). Why: the
+    # fixed 3000 steps of the cpu preset ended seed 0 on its plateau but seed 1 still climbing (val R@10 55.8 vs 29.2).
     plateau_patience: int = 0
     plateau_min_delta: float = 0.01
     plateau_decays: int = 1
+    plateau_max_steps: int = 0
     checkpoint_every: int = 500         # steps between checkpoints (a killed run loses at most this many)
     keep_checkpoints: int = 3
     log_every: int = 50

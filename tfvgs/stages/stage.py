@@ -65,8 +65,15 @@ class Stage(Step):
         atomic_files.save_keras(model, self.model_path)
 
     def schedule(self) -> Tuple[int, int]:
-        """(total steps, steps between checkpoints); stages with their own config section override it."""
-        return self.config.train.steps, self.config.train.checkpoint_every
+        """(total steps, steps between checkpoints); stages with their own config section override it. A stage that
+        stops on a plateau trains at most train.plateau_max_steps when that is set."""
+        t = self.config.train
+        if t.plateau_max_steps < 0:
+            raise ValueError(f"train.plateau_max_steps must be >= 0 (0: train.steps is the ceiling). Received: "
+                             f"{t.plateau_max_steps}")
+        if self.uses_plateau and t.plateau_max_steps:
+            return t.plateau_max_steps, t.checkpoint_every
+        return t.steps, t.checkpoint_every
 
     def check_resume_config(self) -> None:
         """Also refuses a checkpoint of the other DaveNet schedule, before this run's config.json replaces the
