@@ -303,8 +303,8 @@ def cpu() -> Config:
     The world is the demo's (32 px, 1-3 objects, zoomed camera: a median object covers 34 pixels) because that is
     what a GAN learns to draw in under an hour here: a 64 px GAN reached only 24% well-formed samples after 2.4 h
     (docs/results.md, issue 14). Everything else is larger than the demo: 10k scenes, a 40-minute GAN (logistic +
-    R1), 48k GAN samples (>= 500 test pairs), 3000 DaveNet steps, 1000 per edit stage, test sets of 400 pairs per
-    family. The training recipe is the one chosen on the demo's val pairs (AdamW, masked margin softmax, length
+    R1), 48k GAN samples (>= 500 test pairs), DaveNet until its val recall stops rising (at most 7000 steps), 3000
+    Hard Neg steps, 1000 per edit stage, test sets of 400 pairs per family. The training recipe is the one chosen on the demo's val pairs (AdamW, masked margin softmax, length
     buckets), plus caption crops as extra views for isolated words (`train.crop_weight`, chosen by design, not on test).
     """
     c = Config(name="cpu")
@@ -323,7 +323,11 @@ def cpu() -> Config:
     c.train = dataclasses.replace(c.train, batch_size=32, steps=3000, lr_decay_every=2250, checkpoint_every=500,
                                   log_every=50, eval_pairs=500, optimizer="adamw", learning_rate=1e-3,
                                   weight_decay=1e-4, hardest_lr_scale=0.1, hard_negative_loss="hardest_mms",
-                                  crop_weight=0.5)
+                                  crop_weight=0.5,
+                                  # DaveNet's length from val R@10 (2 evaluations of 500 steps without +1 point: lr
+                                  # / 10; the next such plateau stops it), at most 7000 steps: the fixed 3000 steps
+                                  # stopped it while val recall still rose (docs/results.md, "A seventh build")
+                                  plateau_patience=2, plateau_max_steps=7000)
     # StyleGAN's logistic loss + lazy R1 at twice PGGAN's rate, stopped by the clock: at the curriculum's ~40 GAN
     # minutes it drew 57.5-59.2% well-formed samples where the earlier WGAN-GP preset drew 44.0% (docs/results.md,
     # issue 14); a slower machine shows the GAN fewer images instead of taking longer.
