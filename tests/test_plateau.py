@@ -166,3 +166,14 @@ def test_plateau_max_steps_is_the_ceiling_of_davenet_alone_and_hard_negatives_ke
     wrong = config_lib.get_config("tiny", overrides[:2] + ["train.plateau_max_steps=-1"])
     with pytest.raises(ValueError, match=r"train.plateau_max_steps must be >= 0.*Received: -1"):
         DavenetStage(wrong, str(tmp_path), str(tmp_path)).schedule()
+
+
+def test_the_plateau_schedule_is_refused_by_name_under_several_workers(tmp_path, monkeypatch):
+    # only the chief measures val recall, so workers could stop at different steps: refused before any training
+    from tfvgs.stages import stage as stage_module
+    from tfvgs.stages.davenet import DavenetStage
+    monkeypatch.setattr(stage_module.multi_worker, "num_workers", lambda strategy: 2)
+    config = config_lib.get_config("tiny", ["train.plateau_patience=2"])
+    with pytest.raises(ValueError, match=r"train.plateau_patience=0.*Received: train.plateau_patience=2"):
+        DavenetStage(config, str(tmp_path), str(tmp_path)).execute()
+    assert not os.listdir(tmp_path)                                   # nothing written

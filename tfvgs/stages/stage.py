@@ -96,7 +96,8 @@ class Stage(Step):
         if self.uses_plateau and multi_worker.num_workers(self.strategy) > 1:
             # only the chief measures val recall, and every worker must stop at the same step
             raise ValueError(f"stage {self.name!r}: train.plateau_patience needs one machine (the chief alone "
-                             f"measures val recall); under MultiWorkerMirroredStrategy use fixed train.steps. "
+                             f"measures val recall); under MultiWorkerMirroredStrategy use fixed train.steps (--set "
+                             f"train.plateau_patience=0, as the cpu preset's schedule is on). "
                              f"Received: train.plateau_patience={t.plateau_patience}")
         plateau = training.PlateauState() if self.uses_plateau else None   # plain variables, outside the scope
         write_dir = multi_worker.write_dir(self.checkpoint_dir, self.strategy)
