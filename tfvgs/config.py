@@ -304,8 +304,9 @@ def cpu() -> Config:
     what a GAN learns to draw in under an hour here: a 64 px GAN reached only 24% well-formed samples after 2.4 h
     (docs/results.md, issue 14). Everything else is larger than the demo: 10k scenes, a 40-minute GAN (logistic +
     R1), 48k GAN samples (>= 500 test pairs), DaveNet until its val recall stops rising (at most 7000 steps), 3000
-    Hard Neg steps, 1000 per edit stage, test sets of 400 pairs per family. The training recipe is the one chosen on the demo's val pairs (AdamW, masked margin softmax, length
-    buckets), plus caption crops as extra views for isolated words (`train.crop_weight`, chosen by design, not on test).
+    Hard Neg steps, 1000 per edit stage, test sets of 400 pairs per family. The training recipe is the one chosen on
+    the demo's val pairs (AdamW, masked margin softmax, length buckets), plus caption crops as extra views for
+    isolated words (`train.crop_weight`, chosen by design, not on test).
     """
     c = Config(name="cpu")
     c.world = dataclasses.replace(c.world, image_size=32, min_objects=1, max_objects=3, min_object_pixels=4,
