@@ -124,14 +124,15 @@ def earlier_run(workdir: str, models: Dict[str, int]) -> Optional[dict]:
     return previous
 
 
-def write_report(workdir: str, serving: dict, minutes: float) -> str:
-    """W/demo_report.md: the pictures and where everything is (paths relative to W)."""
+def write_report(workdir: str, serving: dict, minutes: float, preset: str = "demo") -> str:
+    """W/demo_report.md: the pictures and where everything is (paths relative to W); `preset` is the config's name."""
     def exists(*parts):
         return os.path.exists(os.path.join(workdir, *parts))
 
-    lines = [f"# tfvgs demo ({minutes:.1f} min)", "",
-             "The whole method on the built-in world at the `demo` preset. Its numbers show that every step runs; "
-             "see docs/results.md for reproduction-scale figures.", "",
+    scale = ("Its numbers show that every step runs; see docs/results.md for reproduction-scale figures."
+             if preset == "demo" else "docs/results.md compares its numbers with earlier runs and the paper's.")
+    lines = [f"# tfvgs demo ({minutes:.1f} min, `{preset}` preset)", "",
+             f"The whole method on the built-in world at the `{preset}` preset. {scale}", "",
              "- Results table (paper 000 Tables 1-2 beside ours): [eval/report.md](eval/report.md)",
              f"- SavedModels for TF Serving: `serving/` ({', '.join(sorted(k for k in serving if k != 'models.config'))})"
              ", `serving/models.config`; serve with `docker run --rm -p 8501:8501 -v \"$PWD/serving\":/models "
@@ -215,7 +216,7 @@ def run(argv: Optional[Sequence[str]] = None) -> dict:
                                                       os.path.join(workdir, "example.wav"), config)
     # a re-run that retrained nothing keeps the first run's time: the report says what the whole run cost
     minutes = previous["minutes"] if previous is not None else (time.perf_counter() - start) / 60
-    report = write_report(workdir, serving, minutes)
+    report = write_report(workdir, serving, minutes, config.name)
     summary["minutes"] = minutes
     with open(os.path.join(workdir, "demo_summary.json"), "w") as f:
         json.dump(summary, f, indent=2, default=str)

@@ -35,5 +35,8 @@ def verdict(result: Optional[Dict[str, object]]) -> str:
     if not result:
         return ""
     p = float(result["p_value"])
-    text = f"p={p:.1g}" if p < 0.001 else f"p={p:.2f}" if p >= 0.01 else f"p={p:.3f}"
+    if p < 1e-300:      # the binomial tail underflows to 0 for hundreds of hits far above chance; p is not 0
+        text = "p<1e-300"
+    else:
+        text = f"p={p:.1g}" if p < 0.001 else f"p={p:.2f}" if p >= 0.01 else f"p={p:.3f}"
     return f"{'above chance' if result['above_chance'] else 'at chance'} ({text})"
