@@ -131,6 +131,11 @@ class TrainConfig:
     # batch's images with the same loss, weighted crop_weight. No word timings are used: a crop is any stretch.
     crop_weight: float = 0.0
     crop_frames: Tuple[int, int] = (30, 100)
+    # Random speaker / channel changes of every training caption (tfvgs.voice_augmentation; 0 = off): vocal tract
+    # warp alpha in 1 +- voice_warp, level +- voice_gain and spectral tilt +- voice_tilt (natural-log power units).
+    voice_warp: float = 0.0
+    voice_gain: float = 0.0
+    voice_tilt: float = 0.0
     # Learning-rate multiplier of the stages that train on the hardest impostor (hard_negatives, hn_*_edits), which
     # start from a trained model. With AdamW at the from-scratch rate the hardest-impostor hinge collapsed every
     # embedding to one point within 200 steps (demo: val R@10 21.5 -> 0.2, chance 5); 0.1 did not collapse.

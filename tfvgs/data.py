@@ -15,6 +15,7 @@ import tensorflow as tf
 from tfvgs import features, schema
 from tfvgs.shards import SPLITS, shard_pattern  # noqa: F401 - re-exported: data.SPLITS, data.shard_pattern
 from tfvgs.config import Config
+from tfvgs.voice_augmentation import VoiceAugmentation
 
 
 # Every shard a `records` dataset of this process reads, in first-use order: where `corrupt_shards_named` looks.
@@ -179,7 +180,8 @@ def pairs_dataset(data_dir: str, split: str, config: Config, batch_size: int, *,
                   seed: Optional[int] = None, repeat: bool = False, image_size: Optional[int] = None,
                   drop_remainder: Optional[bool] = None, skip_examples: int = 0,
                   bucket_frames: int = 0, crop_frames: Optional[Tuple[int, int]] = None,
-                  worker: Optional[WorkerShard] = None) -> tf.data.Dataset:
+                  worker: Optional[WorkerShard] = None,
+                  voice_augmentation: Optional[VoiceAugmentation] = None) -> tf.data.Dataset:
     """Batches of spoken pairs: image [B,S,S,3] float, logmel [B,max_frames,bins], nframes [B] int32, pair_id,
     caption (strings, for analysis only) and latent [B,z] (zero-width when the images were not GAN-drawn).
 
@@ -188,7 +190,11 @@ def pairs_dataset(data_dir: str, split: str, config: Config, batch_size: int, *,
     [B, T, bins] with T the batch's longest caption rounded up to a multiple of `bucket_frames` (at most
     max_frames), and `skip_examples` skips whole batches after grouping, so a resumed stream is the same one.
     `crop_frames` = (lo, hi) adds a random crop of every caption (`caption_crop`): crop_logmel, crop_nframes.
-    `worker`: this worker's shard files only, `batch_size` and `skip_examples` being global (`per_worker`)."""
+    `worker`: this worker's shard files only, `batch_size` and `skip_examples` being global (`per_worker`).
+    `voice_augmentation` changes every caption (and its crop alike) as another speaker would (training only)."""
+    if voice_augmentation is not None and not training:
+        raise ValueError("voice augmentation changes training captions; an evaluation stream has none. Received: "
+                         f"{voice_augmentation} with training=False")
     batch_size, skip_examples = per_worker(batch_size, skip_examples, worker)
     image_size = image_size or config.world.image_size
     bucket_frames = int(bucket_frames)
@@ -205,6 +211,9 @@ def pairs_dataset(data_dir: str, split: str, config: Config, batch_size: int, *,
 
     def prepare(index, serialized):
         example = schema.parse_pair(serialized)
+        if voice_augmentation is not None:
+            draw = voice_augmentation.draw(tf.stack([tf.cast(crop_seed, tf.int64), index]))
+            example = dict(example, logmel=voice_augmentation.apply(example["logmel"], draw))
         pair = _prepare_pair(example, config, image_size, pad_to_max=not bucket_frames)
         if crop_frames is not None:
             pair.update(caption_crop(example["logmel"], config, crop_frames,
@@ -400,12 +409,13 @@ def semantic_pairs_dataset(semantic_dir: str, config: Config, batch_size: int = 
 
 def transfer_dataset(transfer_dir: str, config: Config, split: str = "test", batch_size: int = 32, *,
                      training: bool = False, skip_examples: int = 0, crop_frames: Optional[Tuple[int, int]] = None,
-                     worker: Optional[WorkerShard] = None) -> tf.data.Dataset:
+                     worker: Optional[WorkerShard] = None,
+                     voice_augmentation: Optional[VoiceAugmentation] = None) -> tf.data.Dataset:
     """Batches of transfer pairs: image (original) and edited float [-1, 1], logmel, nframes, caption, voice,
     edit_attribute, edit (JSON), pair_id. `training`: shuffled (seeded), endless, full batches, the first
     `skip_examples` records skipped (the renderer-edit training set of the `exact_edits` stage), and with
     `crop_frames` a caption crop per pair as in `pairs_dataset` (seeded by stream position); `worker` as in
-    `pairs_dataset`."""
+    `pairs_dataset`, and `voice_augmentation` as there (training only)."""
     def parse(serialized):
         p = tf.io.parse_single_example(serialized, schema.TRANSFER_FEATURES)
         logmel, nframes = _padded_logmel(p, config)
@@ -413,9 +423,10 @@ def transfer_dataset(transfer_dir: str, config: Config, split: str = "test", bat
                 "logmel": logmel, "nframes": nframes, "caption": p[schema.CAPTION], "voice": p[schema.VOICE],
                 "edit_attribute": p[schema.EDIT_ATTRIBUTE], "edit": p[schema.EDIT_JSON], "pair_id": p[schema.PAIR_ID]}
     if not training:
-        if crop_frames is not None:
-            raise ValueError(f"caption crops are training views; an evaluation stream has none. Received: "
-                             f"crop_frames={crop_frames} with training=False")
+        if crop_frames is not None or voice_augmentation is not None:
+            raise ValueError(f"caption crops and voice augmentation are training views; an evaluation stream has "
+                             f"none. Received: crop_frames={crop_frames}, voice_augmentation={voice_augmentation} "
+                             f"with training=False")
         return _dataset(transfer_dir, split, parse, config, batch_size)
     batch_size, skip_examples = per_worker(batch_size, skip_examples, worker)
     ds = records(transfer_dir, split, config, training=True, seed=None, repeat=True, skip_examples=0,
@@ -424,9 +435,14 @@ def transfer_dataset(transfer_dir: str, config: Config, split: str = "test", bat
 
     def prepare(index, serialized):
         pair = parse(serialized)
+        seed = tf.stack([tf.cast(config.seed, tf.int64), index])
+        if voice_augmentation is not None:
+            changed = voice_augmentation.apply(pair["logmel"][:pair["nframes"]], voice_augmentation.draw(seed))
+            pair["logmel"] = tf.tensor_scatter_nd_update(
+                pair["logmel"], tf.range(pair["nframes"])[:, None], changed)
         if crop_frames is not None:
             logmel = pair["logmel"][:pair["nframes"]]
-            pair.update(caption_crop(logmel, config, crop_frames, tf.stack([tf.cast(config.seed, tf.int64), index])))
+            pair.update(caption_crop(logmel, config, crop_frames, seed))
         return pair
 
     ds = ds.map(prepare, num_parallel_calls=config.data.reader_parallelism, deterministic=True)

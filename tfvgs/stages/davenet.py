@@ -11,6 +11,7 @@ from tfvgs import data, losses as triplet_losses, training
 from tfvgs.models import DualEncoder, build_audio_encoder, build_image_encoder
 from tfvgs.stages.stage import Stage
 from tfvgs.summaries import MatchmapSummaries, RecallSummaries
+from tfvgs.voice_augmentation import VoiceAugmentation
 
 
 def build_dual_encoder(config, loss: Optional[str] = None, on_plateau: bool = False) -> DualEncoder:
@@ -45,7 +46,8 @@ class DavenetStage(Stage):
                                   seed=self.config.seed, skip_examples=skip_batches * batch,
                                   bucket_frames=self.config.data.bucket_frames,
                                   crop_frames=self.config.train.crop_frames if self.config.train.crop_weight else None,
-                                  worker=worker)
+                                  worker=worker, voice_augmentation=VoiceAugmentation.from_config(
+                                      self.config.train, self.config.features))
 
     def build_val_dataset(self):
         batch = self.config.train.batch_size

@@ -23,6 +23,7 @@ from tfvgs import data, gan_io
 from tfvgs import workdir as layout
 from tfvgs.edits import negatives
 from tfvgs.stages.davenet import DavenetStage
+from tfvgs.voice_augmentation import VoiceAugmentation
 
 
 class EditStage(DavenetStage):
@@ -175,7 +176,8 @@ class ExactEditsStage(EditStage):
         # accuracy fell to chance in every build (val 74.8 -> 54.5) while transfer rose (docs/results.md)
         return data.transfer_dataset(self.data_dir, self.config, "train", t.batch_size, training=True,
                                      skip_examples=skip_batches * t.batch_size, worker=worker,
-                                     crop_frames=t.crop_frames if t.crop_weight else None)
+                                     crop_frames=t.crop_frames if t.crop_weight else None,
+                                     voice_augmentation=VoiceAugmentation.from_config(t, self.config.features))
 
     def build_val_dataset(self) -> Optional[tf.data.Dataset]:
         return None

@@ -31,7 +31,8 @@ class Step(abc.ABC):
     # Config sections a resumed run must share with the run that wrote its checkpoints (the data order, the model and
     # the edits depend on them); anything else, e.g. train.steps, may change between runs.
     RESUME_INVARIANTS = ("seed", "world", "features", "data", "model", "train.batch_size", "train.optimizer",
-                         "train.crop_weight", "train.crop_frames",
+                         "train.crop_weight", "train.crop_frames", "train.voice_warp", "train.voice_gain",
+                         "train.voice_tilt",
                          "edits.ablation_probabilities", "edits.pixel_change", "edits.min_changed_fraction",
                          "edits.targeted_unit_counts")
 
