@@ -331,3 +331,30 @@ def test_the_renderer_edit_training_stream_carries_caption_crops_as_davenet_does
     config.train = dataclasses.replace(config.train, crop_weight=0.0)
     stage = ExactEditsStage(config, "/nonexistent", tiny_sets["transfer_train"])
     assert "crop_logmel" not in next(iter(stage.build_train_dataset(0)))
+
+
+def test_the_renderer_edit_training_stream_changes_voices_when_asked(tiny_sets):
+    import dataclasses
+
+    from tfvgs.stages.edits import ExactEditsStage
+    from tfvgs.voice_augmentation import VoiceAugmentation
+    config = config_lib.get_config("tiny")
+    augment = VoiceAugmentation(config.features, warp=0.15, gain=1.0, tilt=1.0)
+
+    def first(voice_augmentation):
+        ds = data.transfer_dataset(tiny_sets["transfer_train"], config, "train", 2, training=True,
+                                   voice_augmentation=voice_augmentation)
+        return {k: v.numpy() for k, v in next(iter(ds)).items()}
+
+    plain, changed = first(None), first(augment)
+    np.testing.assert_array_equal(plain["pair_id"], changed["pair_id"])
+    for a, b, n in zip(plain["logmel"], changed["logmel"], plain["nframes"]):
+        assert not np.allclose(a[:n], b[:n], atol=1e-3)
+        np.testing.assert_array_equal(a[n:], b[n:])                   # padding untouched
+    with pytest.raises(ValueError, match="training=False"):
+        data.transfer_dataset(tiny_sets["transfer_train"], config, "train", 2, voice_augmentation=augment)
+    # the stage asks for it exactly when the recipe has it
+    config.train = dataclasses.replace(config.train, voice_gain=1.0)
+    batch = next(iter(ExactEditsStage(config, "/nonexistent", tiny_sets["transfer_train"]).build_train_dataset(0)))
+    assert batch["pair_id"].numpy()[0] == plain["pair_id"][0]
+    assert not np.allclose(batch["logmel"].numpy()[0], plain["logmel"][0], atol=1e-3)

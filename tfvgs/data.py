@@ -423,10 +423,12 @@ def transfer_dataset(transfer_dir: str, config: Config, split: str = "test", bat
                 "logmel": logmel, "nframes": nframes, "caption": p[schema.CAPTION], "voice": p[schema.VOICE],
                 "edit_attribute": p[schema.EDIT_ATTRIBUTE], "edit": p[schema.EDIT_JSON], "pair_id": p[schema.PAIR_ID]}
     if not training:
-        if crop_frames is not None or voice_augmentation is not None:
-            raise ValueError(f"caption crops and voice augmentation are training views; an evaluation stream has "
-                             f"none. Received: crop_frames={crop_frames}, voice_augmentation={voice_augmentation} "
-                             f"with training=False")
+        if crop_frames is not None:
+            raise ValueError(f"caption crops are training views; an evaluation stream has none. Received: "
+                             f"crop_frames={crop_frames} with training=False")
+        if voice_augmentation is not None:
+            raise ValueError("voice augmentation changes training captions; an evaluation stream has none. "
+                             f"Received: {voice_augmentation} with training=False")
         return _dataset(transfer_dir, split, parse, config, batch_size)
     batch_size, skip_examples = per_worker(batch_size, skip_examples, worker)
     ds = records(transfer_dir, split, config, training=True, seed=None, repeat=True, skip_examples=0,
