@@ -10,8 +10,8 @@ in the log-mel domain of `tfvgs.features` (cheap, in tf.data, no re-synthesis):
 - spectral tilt: band i's power times exp(t * (i / (bins - 1) - 0.5)), t in [-tilt, tilt].
 Gains act on power (exp(log-mel) - floor), so silence stays at the padding value. The caption and its crop view get
 the same change (one speaker), drawn from a stateless generator keyed by the record's stream position, so a resumed
-stream augments as the uninterrupted one. Off (all zero) by default; the `cpu` preset's values and what they buy are
-in docs/results.md.
+stream augments as the uninterrupted one. Off (all zero) by default and in every preset: at `cpu`, warp 0.12, gain 2
+and tilt 2 gained nothing on val, for outside speakers or pool voices, over two seeds (docs/results.md).
 """
 from __future__ import annotations
 
