@@ -16,15 +16,14 @@ Each word gets 0.3 s of silence before and after, as a recording would, so `impo
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import shutil
 import subprocess
 import sys
-import wave
 from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
+import scipy.io.wavfile
 
 # espeak-ng variants (voices/!v) outside `tfvgs.speech.voices.VARIANTS`, each paired with one of the pool's accents,
 # and the Flite voices, split so a recipe can be chosen on "val" speakers and reported on "test" ones: each split
@@ -54,43 +53,27 @@ def check_outside_pool(pairs: Sequence[Tuple[str, str]]) -> None:
         raise ValueError(f"these speakers are in the pool's variants or not among its accents: {inside}")
 
 
-def read_wav(data: bytes, source: str) -> Tuple[int, np.ndarray]:
-    """(rate, int16 mono samples) of a WAV file's bytes; `source` names it in errors."""
-    try:
-        with wave.open(io.BytesIO(data)) as f:
-            rate, channels, width = f.getframerate(), f.getnchannels(), f.getsampwidth()
-            frames = f.readframes(f.getnframes())
-    except (wave.Error, EOFError) as e:
-        raise RuntimeError(f"{source} did not write a WAV file ({e}). Received {len(data)} bytes") from e
-    if width != 2:
-        raise RuntimeError(f"{source} wrote {8 * width}-bit audio; expected 16-bit")
-    samples = np.frombuffer(frames, np.int16).reshape(-1, channels)[:, 0]
-    if not samples.size or not np.any(samples):
-        raise RuntimeError(f"{source} wrote no sound")
+def synthesize(engine: str, speaker: str, word: str, scratch: str) -> Tuple[int, np.ndarray]:
+    """(rate, int16 mono samples) of `word` said by `speaker` of `engine`, at the synthesiser's own rate."""
+    from tfvgs.speech import tts
+    if engine == "espeak":
+        command = [tts.espeak_binary(), "-v", speaker, "-w", scratch, word]
+    else:
+        command = ["flite", "-voice", speaker, "-t", word, "-o", scratch]
+    if os.path.exists(scratch):
+        os.remove(scratch)
+    result = subprocess.run(command, capture_output=True, timeout=60, check=False)
+    if result.returncode != 0 or not os.path.exists(scratch):
+        raise RuntimeError(f"`{' '.join(command)}` failed (rc {result.returncode}): {result.stderr.decode()[-300:]}")
+    rate, samples = scipy.io.wavfile.read(scratch)
+    if samples.dtype != np.int16 or samples.ndim != 1 or not np.any(samples):
+        raise RuntimeError(f"`{' '.join(command)}` wrote no 16-bit mono sound. Received {samples.dtype} {samples.shape}")
     return rate, samples
 
 
 def write_padded(path: str, rate: int, samples: np.ndarray) -> None:
     pad = np.zeros(int(round(PAD_SECONDS * rate)), np.int16)
-    with wave.open(path, "wb") as f:
-        f.setnchannels(1)
-        f.setsampwidth(2)
-        f.setframerate(rate)
-        f.writeframes(np.concatenate([pad, samples, pad]).tobytes())
-
-
-def synthesize(engine: str, speaker: str, word: str, scratch: str) -> Tuple[int, np.ndarray]:
-    if engine == "espeak":
-        command = ["espeak-ng", "-v", speaker, "--stdout", word]
-        result = subprocess.run(command, capture_output=True, timeout=60, check=False)
-        data = result.stdout
-    else:
-        command = ["flite", "-voice", speaker, "-t", word, "-o", scratch]
-        result = subprocess.run(command, capture_output=True, timeout=60, check=False)
-        data = open(scratch, "rb").read() if result.returncode == 0 and os.path.exists(scratch) else b""
-    if result.returncode != 0:
-        raise RuntimeError(f"`{' '.join(command)}` failed (rc {result.returncode}): {result.stderr.decode()[-300:]}")
-    return read_wav(data, f"`{' '.join(command)}`")
+    scipy.io.wavfile.write(path, rate, np.concatenate([pad, samples, pad]))
 
 
 def check_variant_exists(voice: str, scratch: str) -> None:
@@ -135,8 +118,7 @@ def run(argv=None) -> Dict[str, int]:
         if engine == "espeak":
             check_variant_exists(voice, scratch)
         for word in words():
-            rate, samples = synthesize(engine, voice, word, scratch)
-            write_padded(os.path.join(args.output_dir, f"{name}_{word}.wav"), rate, samples)
+            write_padded(os.path.join(args.output_dir, f"{name}_{word}.wav"), *synthesize(engine, voice, word, scratch))
             written[name] = written.get(name, 0) + 1
     if os.path.exists(scratch):
         os.remove(scratch)

@@ -1,7 +1,5 @@
 """Voice augmentation (tfvgs.voice_augmentation): identity at no change, exact level and tilt on power, silence kept,
 the warp moves energy the right way, and the training streams apply it reproducibly and only in training."""
-import dataclasses
-
 import numpy as np
 import pytest
 import tensorflow as tf

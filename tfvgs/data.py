@@ -203,21 +203,21 @@ def pairs_dataset(data_dir: str, split: str, config: Config, batch_size: int, *,
                          f"Received: bucket_frames={bucket_frames}")
     drop_remainder = training if drop_remainder is None else drop_remainder
     ds = records(data_dir, split, config, training, seed, repeat, 0, worker)
-    # each record's position in the stream seeds its crop, so a resumed stream crops as the uninterrupted one
+    # each record's position in the stream seeds its crop and voice change, so a resumed stream makes the same views
     ds = tf.data.Dataset.zip((tf.data.Dataset.counter(), ds))
     if skip_examples and not bucket_frames:
         ds = ds.skip(skip_examples)
-    crop_seed = config.seed if seed is None else seed
+    view_seed = config.seed if seed is None else seed
 
     def prepare(index, serialized):
         example = schema.parse_pair(serialized)
         if voice_augmentation is not None:
-            draw = voice_augmentation.draw(tf.stack([tf.cast(crop_seed, tf.int64), index]))
+            draw = voice_augmentation.draw(tf.stack([tf.cast(view_seed, tf.int64), index]))
             example = dict(example, logmel=voice_augmentation.apply(example["logmel"], draw))
         pair = _prepare_pair(example, config, image_size, pad_to_max=not bucket_frames)
         if crop_frames is not None:
             pair.update(caption_crop(example["logmel"], config, crop_frames,
-                                     tf.stack([tf.cast(crop_seed, tf.int64), index])))
+                                     tf.stack([tf.cast(view_seed, tf.int64), index])))
         return pair
 
     ds = ds.map(prepare, num_parallel_calls=config.data.reader_parallelism, deterministic=True)
